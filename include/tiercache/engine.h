@@ -1,0 +1,255 @@
+/*
+ * engine.h: the tiercache storage engine, as the server and the tools see it.
+ *
+ * One `struct cache` owns everything: the slab allocator, the segmented LRU,
+ * the hash table, the background maintainer and (later) the flash tier. There
+ * is no file-scope state, so a process may open several engines (tests do).
+ *
+ * Threads: every operation takes a `struct cache_worker`, a per-thread handle
+ * that carries that thread's statistics and scratch state. Create one per
+ * thread with cache_worker_create() and never share it between threads. The
+ * `struct cache` itself may be used from any thread.
+ *
+ * Items: an item pointer handed out by the engine carries one reference. The
+ * holder reads its key and value through the accessors below and drops the
+ * reference exactly once with cache_item_unref(), from any thread. While a
+ * reference is held the key, value, flags and CAS never change, even if the
+ * key is overwritten or deleted meanwhile.
+ *
+ * Time: the engine keeps its own clock in unix seconds (`cache_time_t`).
+ * Protocol expiry values are converted with cache_realtime(), which follows
+ * memcached exactly: 0 never expires, up to 30 days is relative, larger is an
+ * absolute unix time, negative is already expired.
+ */
+#ifndef TIERCACHE_ENGINE_H
+#define TIERCACHE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tiercache/status.h>
+
+typedef uint32_t cache_time_t; /* unix seconds; 0 in an expiry means "never" */
+
+#define CACHE_KEY_MAX           250     /* longest key, as memcached */
+#define CACHE_MAX_CLASSES       63      /* slab classes 1..62; the last one is "large" */
+#define CACHE_REALTIME_MAXDELTA 2592000 /* 30 days: larger expiry values are unix times */
+
+struct cache;
+struct cache_worker;
+struct item;
+
+/* ---------------------------------------------------------------------------
+ * Creating and destroying an engine
+ * ------------------------------------------------------------------------- */
+
+struct cache_options {
+    uint64_t mem_limit;      /* item memory budget in bytes (-m); >= 1 page */
+    uint32_t item_size_max;  /* largest value in bytes (-I) */
+    double growth_factor;    /* slab class size factor (-f), > 1.0 */
+    uint32_t chunk_min;      /* space for key+value in the smallest class (-n) */
+    uint32_t page_size;      /* slab page size in bytes, power of two */
+    uint32_t hashpower_init; /* log2 of the initial hash table size */
+    uint32_t hot_lru_pct;    /* share of a class's items kept in HOT */
+    uint32_t warm_lru_pct;   /* share of a class's items kept in WARM */
+    bool manual_clock;       /* tests: the clock moves only with cache_clock_set() */
+    bool no_maintainer;      /* tests: no background thread; call cache_maintain() */
+};
+
+/* Fill `o` with the defaults (memcached's where memcached has one). */
+void cache_options_default(struct cache_options *o);
+
+/*
+ * Create an engine. On success *out owns it; destroy with cache_destroy().
+ * Returns TC_OK, TC_INVALID (an option out of range), TC_NO_MEMORY.
+ * Starts the maintainer thread unless o->no_maintainer.
+ */
+tc_status_e cache_create(const struct cache_options *o, struct cache **out);
+
+/*
+ * Stop the maintainer and free everything. Every worker handle must have been
+ * destroyed and every item reference dropped first. Accepts NULL and *c ==
+ * NULL; sets *c to NULL.
+ */
+void cache_destroy(struct cache **c);
+
+/* A per-thread handle. Returns TC_OK or TC_NO_MEMORY. */
+tc_status_e cache_worker_create(struct cache *c, struct cache_worker **out);
+
+/* Fold the worker's counters into the engine's and free it. Accepts NULL. */
+void cache_worker_destroy(struct cache_worker **w);
+
+/* ---------------------------------------------------------------------------
+ * Time
+ * ------------------------------------------------------------------------- */
+
+/* The engine's current time (unix seconds, advanced by the maintainer). */
+cache_time_t cache_now(const struct cache *c);
+
+/* Tests with manual_clock: set the engine's time. */
+void cache_clock_set(struct cache *c, cache_time_t now);
+
+/* memcached's realtime(): a protocol expiry value to an absolute expiry. */
+cache_time_t cache_realtime(const struct cache *c, int64_t exptime);
+
+/* The unix time at which the engine was created (memcached's process start). */
+cache_time_t cache_started(const struct cache *c);
+
+/* ---------------------------------------------------------------------------
+ * Items
+ * ------------------------------------------------------------------------- */
+
+const char *item_key(const struct item *it);
+size_t item_nkey(const struct item *it);
+const char *item_value(const struct item *it);
+uint32_t item_nbytes(const struct item *it);
+uint32_t item_flags(const struct item *it);
+uint64_t item_cas(const struct item *it);
+cache_time_t item_exptime(const struct item *it);
+
+/*
+ * The value bytes of an item obtained from cache_alloc() and not yet stored:
+ * the caller fills exactly item_nbytes() bytes before cache_store().
+ */
+char *item_value_mut(struct item *it);
+
+/* Drop one reference. Any thread. Accepts NULL. */
+void cache_item_unref(struct cache *c, struct item *it);
+
+/* ---------------------------------------------------------------------------
+ * Reads
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Look a key up. On TC_OK *out holds a reference to the live item (marked as
+ * fetched and recently used). Returns TC_OK or TC_NOT_FOUND (absent, expired
+ * or flushed: the expired/flushed item is reclaimed on the way).
+ */
+tc_status_e cache_get(struct cache_worker *w, const char *key, size_t nkey, struct item **out);
+
+/* As cache_get, and set the item's expiry to `exptime` (gat/gats). */
+tc_status_e cache_get_touch(struct cache_worker *w, const char *key, size_t nkey,
+                            cache_time_t exptime, struct item **out);
+
+/* Set a live item's expiry. Returns TC_OK or TC_NOT_FOUND. */
+tc_status_e cache_touch(struct cache_worker *w, const char *key, size_t nkey, cache_time_t exptime);
+
+/* ---------------------------------------------------------------------------
+ * Writes
+ * ------------------------------------------------------------------------- */
+
+enum cache_store_op {
+    CACHE_SET,
+    CACHE_ADD,     /* only if absent */
+    CACHE_REPLACE, /* only if present */
+    CACHE_APPEND,  /* only if present: old value + new bytes; keeps old flags and expiry */
+    CACHE_PREPEND, /* only if present: new bytes + old value; keeps old flags and expiry */
+    CACHE_CAS,     /* only if present with the given CAS */
+};
+
+/*
+ * Allocate an unlinked item for a store: the caller fills item_value_mut()
+ * with `nbytes` bytes, then calls cache_store(), then drops its reference.
+ * May evict to make room. Returns TC_OK (*out set), TC_TOO_LARGE (nbytes is
+ * above the item size limit or nkey is 0 or above CACHE_KEY_MAX), or
+ * TC_NO_MEMORY (nothing could be evicted in that size class now).
+ */
+tc_status_e cache_alloc(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                        cache_time_t exptime, uint32_t nbytes, struct item **out);
+
+/*
+ * Store an item from cache_alloc() under its key. `cas` is the client's CAS
+ * for CACHE_CAS (and, when nonzero, a precondition for APPEND/PREPEND).
+ * On TC_OK the item is live with a fresh CAS, returned in *cas_out if not NULL.
+ * Returns TC_OK, TC_NOT_STORED, TC_EXISTS (CAS mismatch), TC_NOT_FOUND (CAS
+ * on a missing key), TC_NO_MEMORY (append/prepend could not get room for the
+ * combined value), TC_TOO_LARGE (the combined value is above the limit).
+ * The caller keeps its reference either way and drops it afterwards.
+ */
+tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_store_op op,
+                        uint64_t cas, uint64_t *cas_out);
+
+/* Delete a key. Returns TC_OK or TC_NOT_FOUND. */
+tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey);
+
+/*
+ * incr/decr with memcached's semantics: the value must be a decimal number
+ * (leading whitespace allowed, trailing whitespace ends it); incr wraps at
+ * 2^64, decr stops at 0. The new value is written in place (space padded, as
+ * memcached does) when it fits and nobody else holds the item, else into a
+ * new item. The new value goes to *value. Returns TC_OK, TC_NOT_FOUND,
+ * TC_NON_NUMERIC, TC_NO_MEMORY.
+ */
+tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
+                        uint64_t delta, uint64_t *value, uint64_t *cas_out);
+
+/*
+ * flush_all: every item stored before `when` (a cache_time_t; 0 or a time not
+ * in the future means now) is invalid from `when` on. A later call replaces a
+ * pending one.
+ */
+void cache_flush(struct cache_worker *w, cache_time_t when);
+
+/* ---------------------------------------------------------------------------
+ * Maintenance and statistics
+ * ------------------------------------------------------------------------- */
+
+/*
+ * One round of background work (LRU juggling, hash table growth, expired
+ * item crawling). The maintainer thread calls it; tests without one may.
+ * Returns true if there is more work pending right now.
+ */
+bool cache_maintain(struct cache *c);
+
+struct cache_stats {
+    /* per key, as memcached counts them */
+    uint64_t get_hits, get_misses, get_expired, get_flushed;
+    uint64_t touch_hits, touch_misses;
+    uint64_t delete_hits, delete_misses;
+    uint64_t incr_hits, incr_misses, decr_hits, decr_misses;
+    uint64_t cas_hits, cas_misses, cas_badval;
+    uint64_t set_cmds, store_too_large, store_no_memory;
+    uint64_t flush_cmds;
+    /* items */
+    uint64_t curr_items, total_items, bytes;
+    uint64_t evictions, reclaimed, expired_unfetched, evicted_unfetched, evicted_active;
+    uint64_t crawler_reclaimed, crawler_items_checked, lrutail_reflocked;
+    uint64_t moves_to_cold, moves_to_warm, moves_within_lru, direct_reclaims;
+    /* memory */
+    uint64_t limit_maxbytes, total_malloced, malloc_fails;
+    uint32_t active_slabs;
+    /* hash table and background work */
+    uint32_t hash_power_level;
+    uint64_t hash_bytes;
+    bool hash_is_expanding;
+    uint64_t lru_crawler_starts, lru_maintainer_juggles;
+};
+
+struct cache_class_stats {
+    uint32_t chunk_size, chunks_per_page; /* chunks_per_page 0 for the large class */
+    uint64_t total_pages, total_chunks, used_chunks, free_chunks, free_chunks_end;
+    uint64_t get_hits, cmd_set, delete_hits, incr_hits, decr_hits, cas_hits, cas_badval, touch_hits;
+    uint64_t number, number_hot, number_warm, number_cold;
+    uint32_t age_hot, age_warm, age;
+    uint64_t mem_requested;
+    uint64_t evicted, evicted_nonzero, evicted_time, outofmemory, reclaimed;
+    uint64_t expired_unfetched, evicted_unfetched, evicted_active;
+    uint64_t crawler_reclaimed, crawler_items_checked, lrutail_reflocked;
+    uint64_t moves_to_cold, moves_to_warm, moves_within_lru, direct_reclaims;
+    uint64_t hits_to_hot, hits_to_warm, hits_to_cold;
+};
+
+/* Engine-wide statistics, summed over all workers. Any thread. */
+void cache_stats_get(struct cache *c, struct cache_stats *out);
+
+/* Number of slab classes in use (class ids are 1..n). */
+unsigned cache_class_count(const struct cache *c);
+
+/* Statistics of one class (1..cache_class_count()). Returns TC_INVALID for a bad id. */
+tc_status_e cache_class_stats_get(struct cache *c, unsigned clsid, struct cache_class_stats *out);
+
+/* `stats reset`: zero the resettable counters. */
+void cache_stats_reset(struct cache *c);
+
+#endif

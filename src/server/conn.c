@@ -1,0 +1,542 @@
+/*
+ * conn.c: connection I/O and the per-connection state machine.
+ *
+ *   CMD ----(storage command)----> VALUE ----(value + "\r\n" read)----> CMD
+ *    \---(value too large etc.)--> SWALLOW --(bytes thrown away)------> CMD
+ *
+ * A read event reads once (16 KiB, like memcached, so a command line split
+ * the same way is judged the same way), then up to -R commands are served
+ * from the buffered input; their replies go to an evbuffer that is written
+ * with one writev. While the output cannot all be written, the connection
+ * stops reading: a client that sends but never reads is held to one batch
+ * of replies, and TCP pushes back on it. After -R commands with more input
+ * buffered the connection yields to the others and resumes on the next loop
+ * turn.
+ *
+ * Read buffers are taken from a per-worker cache when input arrives and
+ * given back when it has all been consumed, so idle connections hold none.
+ * A value bigger than what is buffered is read straight into its item.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "compose.h"
+#include "log.h"
+#include "parse.h"
+#include "process.h"
+#include "server.h"
+
+#define RBUF_SIZE       16384      /* one read, as memcached's */
+#define RBUF_MAX        (8u << 20) /* longest multiget line we accept */
+#define RBUF_CACHE_MAX  16         /* idle read buffers kept per worker */
+#define DIRECT_READ_MIN 4096       /* read a value straight into its item past this */
+#define ZERO_COPY_MIN   8192       /* send values from the item itself past this */
+
+enum conn_state { CONN_CMD, CONN_VALUE, CONN_SWALLOW };
+
+struct conn {
+    int fd;
+    struct worker *w;
+    struct conn *next, *prev;
+    struct event *rev;
+    struct event *wev;
+    char *rbuf;
+    size_t rsize, rstart, rend;
+    struct evbuffer *out;
+    enum conn_state state;
+
+    /* CONN_VALUE */
+    struct item *item;
+    size_t vpos; /* value bytes read so far */
+    size_t crlf; /* of the 2 trailing bytes, how many read */
+    char tail[2];
+    enum cache_store_op op;
+    uint64_t cas;
+    bool noreply;
+
+    size_t swallow; /* CONN_SWALLOW: bytes left to discard */
+
+    bool blocked; /* waiting for the socket to take our output */
+    bool yielded; /* stopped after -R commands with input left */
+    bool close_after_write;
+    bool closing;
+    char addr[64];
+    cache_time_t last_cmd;
+};
+
+struct item_ref {
+    struct cache *cache;
+    struct item *it;
+};
+
+static void on_event(evutil_socket_t fd, short what, void *arg);
+
+struct worker *conn_worker(struct conn *c)
+{
+    return c->w;
+}
+
+static void describe_peer(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(buf, len, "unknown");
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "tcp:%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "tcp6:[%s]:%u", host, ntohs(a->sin6_port));
+    } else {
+        snprintf(buf, len, "unix");
+    }
+}
+
+void conn_create(struct worker *w, int fd)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        atomic_fetch_sub(&w->srv->curr_conns, 1);
+        return;
+    }
+    c->fd = fd;
+    c->w = w;
+    c->out = evbuffer_new();
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_event, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, on_event, c);
+    if (c->out == NULL || c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+        tc_log(TC_LOG_WARN, "cannot set up a connection: out of memory");
+        if (c->out != NULL)
+            evbuffer_free(c->out);
+        if (c->rev != NULL)
+            event_free(c->rev);
+        if (c->wev != NULL)
+            event_free(c->wev);
+        free(c);
+        close(fd);
+        atomic_fetch_sub(&w->srv->curr_conns, 1);
+        return;
+    }
+    describe_peer(fd, c->addr, sizeof(c->addr));
+    c->last_cmd = cache_now(w->srv->cache);
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    if (tc_log_get_level() >= TC_LOG_DEBUG)
+        tc_log(TC_LOG_DEBUG, "<%d new client connection from %s", fd, c->addr);
+}
+
+/* ---------------------------------------------------------------------------
+ * Read buffers
+ * ------------------------------------------------------------------------- */
+
+static bool rbuf_get(struct conn *c)
+{
+    if (c->rbuf != NULL)
+        return true;
+    struct worker *w = c->w;
+    if (w->rbuf_cached > 0) {
+        c->rbuf = w->rbuf_cache[--w->rbuf_cached];
+    } else {
+        c->rbuf = malloc(RBUF_SIZE);
+        if (c->rbuf == NULL)
+            return false;
+        SCTR_INC(w->st.read_buf_count);
+    }
+    c->rsize = RBUF_SIZE;
+    c->rstart = c->rend = 0;
+    return true;
+}
+
+/* Give the buffer back if nothing is left in it. */
+static void rbuf_put(struct conn *c)
+{
+    if (c->rbuf == NULL || c->rstart != c->rend)
+        return;
+    struct worker *w = c->w;
+    if (c->rsize == RBUF_SIZE && w->rbuf_cached < RBUF_CACHE_MAX) {
+        w->rbuf_cache[w->rbuf_cached++] = c->rbuf;
+    } else {
+        free(c->rbuf);
+        SCTR_ADD(w->st.read_buf_count, (uint64_t)-1);
+    }
+    c->rbuf = NULL;
+    c->rsize = c->rstart = c->rend = 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Closing
+ * ------------------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (tc_log_get_level() >= TC_LOG_DEBUG)
+        tc_log(TC_LOG_DEBUG, "<%d connection closed", c->fd);
+    if (c->item != NULL)
+        cache_item_unref(w->srv->cache, c->item);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->out); /* releases item references still queued */
+    c->rstart = c->rend;
+    rbuf_put(c);
+    free(c->rbuf);
+    close(c->fd);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    atomic_fetch_sub(&w->srv->curr_conns, 1);
+    free(c);
+}
+
+void conn_close_all(struct worker *w)
+{
+    while (w->conns != NULL)
+        conn_free(w->conns);
+}
+
+void conn_close_after_write(struct conn *c)
+{
+    c->close_after_write = true;
+}
+
+void conn_close_now(struct conn *c)
+{
+    c->closing = true; /* on_event() frees it, dropping unsent output */
+}
+
+/* ---------------------------------------------------------------------------
+ * Output
+ * ------------------------------------------------------------------------- */
+
+void conn_write(struct conn *c, const void *data, size_t n)
+{
+    if (evbuffer_add(c->out, data, n) != 0)
+        c->closing = true; /* out of memory: nothing sensible to send */
+}
+
+void conn_reply(struct conn *c, enum proto_reply r)
+{
+    struct proto_str s = compose_reply(r);
+    conn_write(c, s.s, s.n);
+}
+
+static void unref_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    struct item_ref *ref = arg;
+    cache_item_unref(ref->cache, ref->it);
+    free(ref);
+}
+
+void conn_write_value(struct conn *c, struct item *it, bool with_cas)
+{
+    struct cache *cache = c->w->srv->cache;
+    uint32_t nbytes = item_nbytes(it);
+    char hdr[COMPOSE_VALUE_HEADER_MAX];
+    size_t hn = compose_value_header(hdr, item_key(it), item_nkey(it), item_flags(it), nbytes,
+                                     with_cas, item_cas(it));
+
+    if (nbytes < ZERO_COPY_MIN) {
+        /* Small: one contiguous copy, header, value and "\r\n". */
+        struct evbuffer_iovec v;
+        size_t need = hn + nbytes + 2;
+        if (evbuffer_reserve_space(c->out, (ev_ssize_t)need, &v, 1) < 1 || v.iov_len < need) {
+            c->closing = true;
+        } else {
+            char *p = v.iov_base;
+            memcpy(p, hdr, hn);
+            memcpy(p + hn, item_value(it), nbytes);
+            p[hn + nbytes] = '\r';
+            p[hn + nbytes + 1] = '\n';
+            v.iov_len = need;
+            evbuffer_commit_space(c->out, &v, 1);
+        }
+        cache_item_unref(cache, it);
+        return;
+    }
+
+    /* Large: the value goes out from the item; the reference is dropped
+     * when libevent is done with those bytes. */
+    struct item_ref *ref = malloc(sizeof(*ref));
+    if (ref == NULL) {
+        cache_item_unref(cache, it);
+        c->closing = true;
+        return;
+    }
+    ref->cache = cache;
+    ref->it = it;
+    conn_write(c, hdr, hn);
+    if (evbuffer_add_reference(c->out, item_value(it), nbytes, unref_cleanup, ref) != 0) {
+        unref_cleanup(NULL, 0, ref);
+        c->closing = true;
+        return;
+    }
+    conn_write(c, "\r\n", 2);
+}
+
+void conn_discard_output(struct conn *c)
+{
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+}
+
+/* Write what we can. Returns true when the output is empty (or the
+ * connection is broken and being closed), false when the socket is full. */
+static bool flush(struct conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n > 0) {
+            SCTR_ADD(c->w->st.bytes_written, (uint64_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return false;
+        if (n < 0 && errno == EINTR)
+            continue;
+        c->closing = true; /* peer gone */
+        conn_discard_output(c);
+        return true;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * Input
+ * ------------------------------------------------------------------------- */
+
+void conn_read_value(struct conn *c, struct item *it, enum cache_store_op op, uint64_t cas,
+                     bool noreply)
+{
+    c->state = CONN_VALUE;
+    c->item = it;
+    c->vpos = 0;
+    c->crlf = 0;
+    c->op = op;
+    c->cas = cas;
+    c->noreply = noreply;
+}
+
+void conn_swallow(struct conn *c, size_t n)
+{
+    c->state = CONN_SWALLOW;
+    c->swallow = n;
+}
+
+/* Move buffered bytes into the value being read. Returns true when done. */
+static bool fill_value(struct conn *c)
+{
+    size_t need = item_nbytes(c->item) - c->vpos;
+    size_t avail = c->rend - c->rstart;
+    size_t n = need < avail ? need : avail;
+    if (n > 0) {
+        memcpy(item_value_mut(c->item) + c->vpos, c->rbuf + c->rstart, n);
+        c->vpos += n;
+        c->rstart += n;
+        avail -= n;
+    }
+    while (c->vpos == item_nbytes(c->item) && c->crlf < 2 && avail > 0) {
+        c->tail[c->crlf++] = c->rbuf[c->rstart++];
+        avail--;
+    }
+    return c->crlf == 2;
+}
+
+static void finish_value(struct conn *c)
+{
+    struct item *it = c->item;
+    c->item = NULL;
+    c->state = CONN_CMD;
+    bool valid = c->tail[0] == '\r' && c->tail[1] == '\n';
+    process_value_read(c, it, c->op, c->cas, c->noreply, valid);
+}
+
+/*
+ * Serve buffered commands, at most -R of them. Stops early when input runs
+ * out, the connection must close, or a value is still incomplete.
+ */
+static void serve(struct conn *c)
+{
+    unsigned budget = (unsigned)c->w->srv->set->reqs_per_event;
+    unsigned served = 0;
+    while (!c->closing && !c->close_after_write && c->rbuf != NULL) {
+        if (c->state == CONN_VALUE) {
+            if (!fill_value(c))
+                return;
+            finish_value(c);
+            continue;
+        }
+        if (c->state == CONN_SWALLOW) {
+            size_t avail = c->rend - c->rstart;
+            size_t n = c->swallow < avail ? c->swallow : avail;
+            c->rstart += n;
+            c->swallow -= n;
+            if (c->swallow > 0)
+                return;
+            c->state = CONN_CMD;
+            continue;
+        }
+        if (c->rstart == c->rend)
+            return;
+        if (served == budget) {
+            c->yielded = true;
+            return;
+        }
+        size_t line_len, consumed;
+        const char *line = c->rbuf + c->rstart;
+        enum proto_line st = proto_next_line(line, c->rend - c->rstart, &line_len, &consumed);
+        if (st == PROTO_LINE_NEED_MORE)
+            return;
+        if (st == PROTO_LINE_CLOSE) {
+            if (tc_log_get_level() >= TC_LOG_DEBUG)
+                tc_log(TC_LOG_DEBUG, "<%d line too long without a newline: closing", c->fd);
+            c->closing = true;
+            return;
+        }
+        c->rstart += consumed;
+        served++;
+        c->last_cmd = cache_now(c->w->srv->cache);
+        if (tc_log_get_level() >= TC_LOG_DEBUG)
+            tc_log(TC_LOG_DEBUG, "<%d %.*s", c->fd, (int)(line_len > 200 ? 200 : line_len), line);
+        struct request req;
+        proto_parse(line, line_len, &req);
+        process_request(c, &req);
+    }
+}
+
+/* One read. Returns 1 on data, 0 on nothing (EAGAIN), -1 on EOF or error. */
+static int read_input(struct conn *c)
+{
+    if (!rbuf_get(c)) {
+        tc_log(TC_LOG_WARN, "cannot allocate a read buffer: closing a connection");
+        return -1;
+    }
+    /* A value larger than what is buffered is read straight into its item. */
+    if (c->state == CONN_VALUE && c->rstart == c->rend) {
+        size_t need = item_nbytes(c->item) - c->vpos;
+        if (need >= DIRECT_READ_MIN) {
+            ssize_t n = read(c->fd, item_value_mut(c->item) + c->vpos, need);
+            if (n > 0) {
+                c->vpos += (size_t)n;
+                SCTR_ADD(c->w->st.bytes_read, (uint64_t)n);
+                return 1;
+            }
+            if (n == 0)
+                return -1;
+            return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+        }
+    }
+    if (c->rstart > 0) {
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rend == c->rsize) {
+        /* A full buffer without a complete line: only multigets get here. */
+        if (c->rsize >= RBUF_MAX) {
+            tc_log(TC_LOG_INFO, "<%d command line longer than %u bytes: closing", c->fd, RBUF_MAX);
+            return -1;
+        }
+        char *nb = realloc(c->rbuf, c->rsize * 2);
+        if (nb == NULL)
+            return -1;
+        c->rbuf = nb;
+        c->rsize *= 2;
+    }
+    size_t space = c->rsize - c->rend;
+    ssize_t n = read(c->fd, c->rbuf + c->rend, space);
+    if (n > 0) {
+        c->rend += (size_t)n;
+        SCTR_ADD(c->w->st.bytes_read, (uint64_t)n);
+        return 1;
+    }
+    if (n == 0)
+        return -1;
+    return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct conn *c = arg;
+
+    if (what & EV_WRITE) {
+        if (!flush(c)) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        c->blocked = false;
+        if (!c->closing && !c->close_after_write)
+            event_add(c->rev, NULL);
+    } else if (what & EV_READ) {
+        int r = read_input(c);
+        if (r < 0) {
+            conn_free(c);
+            return;
+        }
+    }
+    /* EV_TIMEOUT: resuming after a yield; nothing new to read. */
+
+    if (!c->blocked) {
+        c->yielded = false;
+        serve(c);
+    }
+    if (c->closing) {
+        /* As memcached: replies not yet sent are dropped with the connection. */
+        conn_free(c);
+        return;
+    }
+    if (!flush(c)) {
+        if (!c->blocked) {
+            c->blocked = true;
+            event_del(c->rev);
+            event_add(c->wev, NULL);
+        }
+        return;
+    }
+    if (c->closing || c->close_after_write) {
+        conn_free(c);
+        return;
+    }
+    if (c->yielded) {
+        SCTR_INC(c->w->st.conn_yields);
+        event_active(c->rev, EV_TIMEOUT, 1);
+        return;
+    }
+    if (c->state == CONN_CMD)
+        rbuf_put(c);
+}
+
+void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg)
+{
+    cache_time_t now = cache_now(w->srv->cache);
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        const char *state = c->blocked                 ? "conn_mwrite"
+                            : c->state == CONN_VALUE   ? "conn_nread"
+                            : c->state == CONN_SWALLOW ? "conn_swallow"
+                                                       : "conn_waiting";
+        emit(arg, c->fd, c->addr, state, now > c->last_cmd ? now - c->last_cmd : 0);
+    }
+}

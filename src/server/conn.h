@@ -1,0 +1,68 @@
+/*
+ * conn.h: one client connection: its socket, its input buffer, its output
+ * buffer and its state (reading a command, reading a value, swallowing a
+ * value that cannot be stored).
+ *
+ * Only the owning worker thread touches a connection. process.c drives the
+ * protocol through the functions below; conn.c does the I/O.
+ */
+#ifndef TC_SERVER_CONN_H
+#define TC_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tiercache/engine.h>
+
+#include "request.h"
+
+struct conn;
+struct worker;
+
+/* Take over an accepted socket on the worker's thread. Closes fd on failure. */
+void conn_create(struct worker *w, int fd);
+
+/* Close every connection of a worker (at shutdown). */
+void conn_close_all(struct worker *w);
+
+struct worker *conn_worker(struct conn *c);
+
+/* Append bytes to the output (copied). */
+void conn_write(struct conn *c, const void *data, size_t n);
+
+/* Append a fixed reply line. */
+void conn_reply(struct conn *c, enum proto_reply r);
+
+/*
+ * Append "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" for an item and
+ * take over the caller's reference (released once the bytes are out).
+ */
+void conn_write_value(struct conn *c, struct item *it, bool with_cas);
+
+/* Drop output not yet sent (memcached does on a bad key in a multiget). */
+void conn_discard_output(struct conn *c);
+
+/*
+ * The next item_nbytes(it) + 2 bytes of input are the value of a storage
+ * command: read them into `it`, then call process_value_read(). Takes over
+ * the caller's reference to `it`.
+ */
+void conn_read_value(struct conn *c, struct item *it, enum cache_store_op op, uint64_t cas,
+                     bool noreply);
+
+/* The next n bytes of input are a value to throw away. */
+void conn_swallow(struct conn *c, size_t n);
+
+/* Close once the output written so far has been sent (quit). */
+void conn_close_after_write(struct conn *c);
+
+/* Close without sending anything more. */
+void conn_close_now(struct conn *c);
+
+/* For `stats conns`: call emit for each connection of the worker. */
+typedef void (*conn_stats_fn)(void *arg, int fd, const char *addr, const char *state,
+                              uint32_t idle_secs);
+void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * process.c: commands against the engine (see process.h). Replies follow
+ * memcached 1.6 exactly; where memcached has a quirk we reproduce it and
+ * say so next to the code.
+ */
+#include "process.h"
+
+#include <string.h>
+
+#include "compose.h"
+#include "conn.h"
+#include "log.h"
+#include "parse.h"
+#include "server.h"
+#include "stats.h"
+
+static void reply(struct conn *c, bool noreply, enum proto_reply r)
+{
+    if (!noreply)
+        conn_reply(c, r);
+}
+
+static void process_get(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    bool touch = req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS;
+    bool with_cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS;
+    cache_time_t exptime = touch ? cache_realtime(w->srv->cache, req->exptime) : 0;
+
+    const char *pos = req->keys;
+    struct proto_token key;
+    while (proto_next_key(&pos, req->keys_end, &key)) {
+        if (key.n > PROTO_KEY_MAX) {
+            /* memcached drops every reply not yet sent, then errors. */
+            conn_discard_output(c);
+            conn_reply(c, PROTO_R_CLIENT_ERROR_FORMAT);
+            return;
+        }
+        struct item *it;
+        tc_status_e st = touch ? cache_get_touch(w->cw, key.s, key.n, exptime, &it)
+                               : cache_get(w->cw, key.s, key.n, &it);
+        if (st == TC_OK)
+            conn_write_value(c, it, with_cas);
+    }
+    conn_reply(c, PROTO_R_END);
+}
+
+static enum cache_store_op store_op(enum proto_cmd cmd)
+{
+    switch (cmd) {
+    case PROTO_CMD_ADD:
+        return CACHE_ADD;
+    case PROTO_CMD_REPLACE:
+        return CACHE_REPLACE;
+    case PROTO_CMD_APPEND:
+        return CACHE_APPEND;
+    case PROTO_CMD_PREPEND:
+        return CACHE_PREPEND;
+    case PROTO_CMD_CAS:
+        return CACHE_CAS;
+    default:
+        return CACHE_SET;
+    }
+}
+
+static void process_update(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    struct cache *cache = w->srv->cache;
+    enum cache_store_op op = store_op(req->cmd);
+    struct item *it;
+    tc_status_e st = cache_alloc(w->cw, req->key.s, req->key.n, req->flags,
+                                 cache_realtime(cache, req->exptime), (uint32_t)req->vlen, &it);
+    if (st == TC_OK) {
+        conn_read_value(c, it, op, req->cas, req->noreply);
+        return;
+    }
+    reply(c, req->noreply,
+          st == TC_TOO_LARGE ? PROTO_R_SERVER_ERROR_TOO_LARGE : PROTO_R_SERVER_ERROR_OOM_STORE);
+    conn_swallow(c, (size_t)req->vlen + 2);
+    /* A failed set must not leave the old value readable (memcached). */
+    if (op == CACHE_SET)
+        cache_delete(w->cw, req->key.s, req->key.n);
+}
+
+void process_value_read(struct conn *c, struct item *it, enum cache_store_op op, uint64_t cas,
+                        bool noreply, bool valid)
+{
+    struct worker *w = conn_worker(c);
+    if (!valid) {
+        reply(c, noreply, PROTO_R_CLIENT_ERROR_DATA_CHUNK);
+        cache_item_unref(w->srv->cache, it);
+        return;
+    }
+    tc_status_e st = cache_store(w->cw, it, op, cas, NULL);
+    cache_item_unref(w->srv->cache, it);
+    enum proto_reply r;
+    switch (st) {
+    case TC_OK:
+        r = PROTO_R_STORED;
+        break;
+    case TC_EXISTS:
+        r = PROTO_R_EXISTS;
+        break;
+    case TC_NOT_FOUND:
+        r = PROTO_R_NOT_FOUND;
+        break;
+    default:
+        r = PROTO_R_NOT_STORED;
+        break; /* incl. append past the size limit, as memcached */
+    }
+    reply(c, noreply, r);
+}
+
+static void process_arith(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    uint64_t v;
+    tc_status_e st = cache_arith(w->cw, req->key.s, req->key.n, req->cmd == PROTO_CMD_INCR,
+                                 req->delta, &v, NULL);
+    switch (st) {
+    case TC_OK:
+        if (!req->noreply) {
+            char buf[24];
+            conn_write(c, buf, compose_number(buf, v));
+        }
+        break;
+    case TC_NOT_FOUND:
+        reply(c, req->noreply, PROTO_R_NOT_FOUND);
+        break;
+    case TC_NON_NUMERIC:
+        reply(c, req->noreply, PROTO_R_CLIENT_ERROR_NON_NUMERIC);
+        break;
+    default:
+        reply(c, req->noreply, PROTO_R_SERVER_ERROR_OOM);
+        break;
+    }
+}
+
+static void process_flush_all(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    if (req->has_delay && req->exptime > 0) {
+        cache_time_t when = cache_realtime(w->srv->cache, req->exptime);
+        /* memcached quirk: a unix time before its start makes flush_all a no-op. */
+        if (when != 1)
+            cache_flush(w->cw, when);
+    } else {
+        cache_flush(w->cw, 0);
+    }
+    reply(c, req->noreply, PROTO_R_OK);
+}
+
+static void process_verbosity(struct conn *c, const struct request *req)
+{
+    struct server *srv = conn_worker(c)->srv;
+    int level = req->level > 2 ? 2 : (int)req->level;
+    atomic_store(&srv->verbosity, level);
+    tc_log_set_level(TC_LOG_WARN + level);
+    reply(c, req->noreply, PROTO_R_OK);
+}
+
+static void process_shutdown(struct conn *c, const struct request *req)
+{
+    struct server *srv = conn_worker(c)->srv;
+    if (!srv->set->enable_shutdown) {
+        conn_reply(c, PROTO_R_ERROR_SHUTDOWN_DISABLED);
+        return;
+    }
+    if (req->reply != PROTO_R_NONE) {
+        conn_reply(c, req->reply);
+        return;
+    }
+    tc_log(TC_LOG_INFO, "shutdown command received");
+    conn_close_now(c);
+    server_request_stop(srv);
+}
+
+void process_request(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    switch (req->cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
+        process_get(c, req);
+        break;
+    case PROTO_CMD_SET:
+    case PROTO_CMD_ADD:
+    case PROTO_CMD_REPLACE:
+    case PROTO_CMD_APPEND:
+    case PROTO_CMD_PREPEND:
+    case PROTO_CMD_CAS:
+        process_update(c, req);
+        break;
+    case PROTO_CMD_DELETE:
+        reply(c, req->noreply,
+              cache_delete(w->cw, req->key.s, req->key.n) == TC_OK ? PROTO_R_DELETED
+                                                                   : PROTO_R_NOT_FOUND);
+        break;
+    case PROTO_CMD_INCR:
+    case PROTO_CMD_DECR:
+        process_arith(c, req);
+        break;
+    case PROTO_CMD_TOUCH:
+        reply(c, req->noreply,
+              cache_touch(w->cw, req->key.s, req->key.n,
+                          cache_realtime(w->srv->cache, req->exptime)) == TC_OK
+                  ? PROTO_R_TOUCHED
+                  : PROTO_R_NOT_FOUND);
+        break;
+    case PROTO_CMD_FLUSH_ALL:
+        process_flush_all(c, req);
+        break;
+    case PROTO_CMD_VERSION: {
+        static const char v[] = "VERSION " TC_PROTOCOL_VERSION "-tiercache-" TC_VERSION "\r\n";
+        conn_write(c, v, sizeof(v) - 1);
+        break;
+    }
+    case PROTO_CMD_VERBOSITY:
+        process_verbosity(c, req);
+        break;
+    case PROTO_CMD_QUIT:
+        conn_close_after_write(c);
+        break;
+    case PROTO_CMD_SHUTDOWN:
+        process_shutdown(c, req);
+        break;
+    case PROTO_CMD_STATS:
+        stats_write(c, req->stats);
+        break;
+    case PROTO_CMD_MN:
+        conn_reply(c, PROTO_R_MN);
+        break;
+    case PROTO_CMD_REPLY:
+        reply(c, req->noreply, req->reply);
+        break;
+    case PROTO_CMD_CLOSE:
+        conn_close_now(c);
+        break;
+    case PROTO_CMD_NONE:
+        conn_reply(c, PROTO_R_ERROR);
+        break;
+    }
+}

@@ -1,0 +1,125 @@
+/*
+ * cache_internal.h: the engine's private state, shared by cache.c (the
+ * operations), maintainer.c (background work) and stats.c.
+ *
+ * Lock order: hash stripe -> class lock. Code holding a class lock that needs
+ * an item's stripe (eviction) only try-locks it and skips the item on
+ * failure, so the order is never inverted into a wait.
+ */
+#ifndef TC_STORAGE_CACHE_INTERNAL_H
+#define TC_STORAGE_CACHE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <tiercache/engine.h>
+
+#include "hashtable.h"
+#include "item.h"
+#include "lru.h"
+#include "slab.h"
+
+/* Counters a class keeps under its lock (cache_class_stats names). */
+struct cls_counters {
+    uint64_t evicted, evicted_nonzero, outofmemory, reclaimed;
+    uint64_t expired_unfetched, evicted_unfetched, evicted_active;
+    uint64_t crawler_reclaimed, crawler_items_checked, lrutail_reflocked;
+    uint64_t moves_to_cold, moves_to_warm, moves_within_lru, direct_reclaims;
+    uint32_t evicted_time; /* age of the last evicted item, seconds */
+};
+
+/* One slab class: its memory, its LRU, its counters, one lock for all. */
+struct cls {
+    alignas(64) pthread_mutex_t lock;
+    struct slab_class slab;
+    struct lru lru;
+    uint64_t mem_requested; /* sum of item_ntotal() of linked items */
+    struct cls_counters ctr;
+};
+
+/* Counters a worker keeps for itself: single writer, relaxed atomics so
+ * that readers summing them are race-free. */
+typedef _Atomic uint64_t wctr_t;
+
+struct worker_class_counters {
+    wctr_t get_hits, cmd_set, delete_hits, incr_hits, decr_hits, cas_hits, cas_badval, touch_hits,
+        hits_to_hot, hits_to_warm, hits_to_cold;
+};
+
+struct worker_counters {
+    wctr_t get_misses, get_expired, get_flushed, touch_misses, delete_misses, incr_misses,
+        decr_misses, cas_misses, store_too_large, store_no_memory, flush_cmds;
+    struct worker_class_counters cls[CACHE_MAX_CLASSES];
+};
+
+/* Bump a single-writer counter without a locked instruction. */
+#define WCTR_ADD(ctr, n)                                                                           \
+    atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n),        \
+                          memory_order_relaxed)
+#define WCTR_INC(ctr) WCTR_ADD(ctr, 1)
+#define WCTR_GET(ctr) atomic_load_explicit(&(ctr), memory_order_relaxed)
+
+struct cache_worker {
+    struct cache *c;
+    struct cache_worker *next, *prev; /* in c->workers */
+    struct worker_counters ctr;
+};
+
+struct cache {
+    struct cache_options opts;
+    struct slab_pool pool;
+    unsigned nslab; /* slab classes are 1..nslab */
+    unsigned large; /* the large class id, nslab + 1 */
+    struct cls cls[CACHE_MAX_CLASSES];
+    struct hashtable *ht;
+
+    _Atomic uint64_t next_cas;  /* the next CAS to hand out */
+    _Atomic uint64_t flush_cas; /* items with a smaller CAS are flushed */
+    _Atomic uint32_t flush_at;  /* a pending delayed flush_all, 0 if none */
+    _Atomic uint32_t now;
+    cache_time_t started;
+    struct timespec mono_started;
+    _Atomic uint64_t total_items;
+
+    /* maintainer */
+    pthread_t maint;
+    bool maint_running;
+    pthread_mutex_t maint_lock;
+    pthread_cond_t maint_cond;
+    bool maint_stop;
+    uint64_t crawl_cursor;
+    bool crawl_active;
+    uint64_t crawl_reclaimed_pass;
+    cache_time_t crawl_next;
+    uint32_t crawl_interval;
+    _Atomic uint64_t crawler_starts, juggles;
+
+    /* workers and statistics */
+    pthread_mutex_t workers_lock;
+    struct cache_worker *workers;
+    struct worker_counters retired; /* counters of destroyed workers */
+    pthread_mutex_t stats_lock;
+    struct cache_stats base; /* counters at the last `stats reset` */
+    struct cache_class_stats cbase[CACHE_MAX_CLASSES];
+};
+
+/* cache.c, for the maintainer */
+bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time_t now,
+                        bool *flushed);
+void cache_unlink_locked(struct cache *c, struct item *it, uint64_t hv);
+void cache_item_free(struct cache *c, struct item *it);
+void cache_clock_tick(struct cache *c, cache_time_t now);
+
+/* maintainer.c */
+tc_status_e maintainer_start(struct cache *c);
+void maintainer_stop(struct cache *c);
+void maintainer_wake(struct cache *c);
+
+/* Sum of the workers' counters into `out` (zeroed first). */
+void cache_workers_sum(struct cache *c, struct worker_counters *out);
+
+#endif
