@@ -1,17 +1,20 @@
 /*
- * cache.c: the engine's operations (engine.h): lookups, stores, deletes,
- * arithmetic, flush, and item memory management with eviction.
+ * cache.c: the engine's life cycle, clock, item memory and LRU membership:
+ * creation, workers, allocation with eviction, linking and unlinking. The
+ * operations themselves are in ops.c; the flash side in tiered.c.
  *
- * Every operation on a key runs with the key's hash stripe held, from the
- * lookup to the last change, so operations on one key are linearizable: a
- * reply sent after an operation returns can never be contradicted by a
- * later read. Item memory comes from the item's slab class under the class
- * lock; when a class is out of memory, items are evicted from the tails of
- * its LRU (COLD first, then HOT, then WARM), skipping items someone holds.
+ * Item memory comes from the item's slab class under the class lock. When a
+ * class is out of memory, items are taken from the tails of its LRU (COLD
+ * first, then HOT, then WARM): expired items are reclaimed; items someone
+ * holds are skipped; an ACTIVE COLD item gets a second round in WARM. With a
+ * flash tier, only items whose current version is already on flash (CLEAN)
+ * may simply be dropped; a dirty one is queued for the flash writer instead
+ * and allocation looks further (and answers TC_BUSY when nothing could be
+ * freed). The maintainer cleans COLD tails ahead of need so that this is rare.
  *
  * Reference counting: a linked item holds one reference for the table;
  * every pointer handed out holds one more. Whoever drops the last reference
- * frees the chunk (cache_item_free()).
+ * frees the memory (cache_item_free()).
  *
  * Flush: an item is flushed if its CAS is below flush_cas (every flush_all
  * that has taken effect), or if a delayed flush_all is due (now >= flush_at)
@@ -23,12 +26,10 @@
 #include <string.h>
 
 #include "log.h"
-#include "numparse.h"
 
-#define EVICT_TRIES    5  /* items examined per LRU segment tail */
-#define ALLOC_ROUNDS   10 /* eviction rounds before giving up */
-#define REFCOUNT_LIMIT 60000
-#define HT_LOCKPOWER   12
+#define EVICT_TRIES  5   /* items examined per LRU segment tail */
+#define ALLOC_ROUNDS 10  /* eviction rounds before giving up */
+#define EVICT_BURST  256 /* items queued for flash when eviction meets dirty ones */
 
 /* ---------------------------------------------------------------------------
  * Creation
@@ -45,6 +46,8 @@ void cache_options_default(struct cache_options *o)
         .hashpower_init = 16,
         .hot_lru_pct = 20,
         .warm_lru_pct = 40,
+        .flash_sync = CACHE_FLASH_SYNC_INTERVAL,
+        .flash_min_ttl = 10,
     };
 }
 
@@ -58,7 +61,8 @@ tc_status_e cache_create(const struct cache_options *o, struct cache **out)
     if (o->page_size < 4096 || (o->page_size & (o->page_size - 1)) != 0 ||
         o->mem_limit < o->page_size || o->growth_factor <= 1.0 || o->chunk_min < 8 ||
         o->item_size_max < 1 || o->hashpower_init < HT_LOCKPOWER || o->hashpower_init > 32 ||
-        o->hot_lru_pct + o->warm_lru_pct > 80)
+        o->hot_lru_pct + o->warm_lru_pct > 80 ||
+        (o->flash_dir != NULL && o->flash_size > 0 && o->flash_size < (8ULL << 20)))
         return TC_INVALID;
 
     struct cache *c = calloc(1, sizeof(*c));
@@ -78,32 +82,41 @@ tc_status_e cache_create(const struct cache_options *o, struct cache **out)
         pthread_mutex_init(&c->cls[i].lock, NULL);
         slab_class_init(&c->cls[i].slab, i <= c->nslab ? sizes[i] : 0, o->page_size);
     }
-
-    tc_status_e st = ht_create(o->hashpower_init, HT_LOCKPOWER, &c->ht);
-    if (st != TC_OK) {
-        for (unsigned i = 1; i <= c->large; i++)
-            pthread_mutex_destroy(&c->cls[i].lock);
-        free(c);
-        return st;
-    }
-
+    pthread_mutex_init(&c->workers_lock, NULL);
+    pthread_mutex_init(&c->stats_lock, NULL);
+    pthread_mutex_init(&c->maint_lock, NULL);
+    pthread_cond_init(&c->maint_cond, NULL);
     atomic_init(&c->next_cas, 1);
     c->started = wall_now();
     clock_gettime(CLOCK_MONOTONIC, &c->mono_started);
     atomic_init(&c->now, c->started);
     c->crawl_interval = 1;
     c->crawl_next = c->started + 1;
-    pthread_mutex_init(&c->workers_lock, NULL);
-    pthread_mutex_init(&c->stats_lock, NULL);
-    pthread_mutex_init(&c->maint_lock, NULL);
-    pthread_cond_init(&c->maint_cond, NULL);
 
-    if (!o->no_maintainer && (st = maintainer_start(c)) != TC_OK) {
+    tc_status_e st = ht_create(o->hashpower_init, HT_LOCKPOWER, &c->ht);
+    if (st == TC_OK && o->flash_dir != NULL && o->flash_size > 0)
+        st = tier_open(c, o);
+    if (st == TC_OK)
+        st = cache_worker_create(c, &c->maint_w);
+    if (st == TC_OK && !o->no_maintainer)
+        st = maintainer_start(c);
+    if (st != TC_OK) {
         cache_destroy(&c);
         return st;
     }
     *out = c;
     return TC_OK;
+}
+
+/* Teardown: gather linked heap items (their ->next is free to use). */
+static void collect_heap(struct item *it, uint64_t hv, void *arg)
+{
+    (void)hv;
+    struct item **list = arg;
+    if (item_iflags(it) & ITEM_HEAP) {
+        it->next = *list;
+        *list = it;
+    }
 }
 
 void cache_destroy(struct cache **cp)
@@ -112,8 +125,24 @@ void cache_destroy(struct cache **cp)
         return;
     struct cache *c = *cp;
     maintainer_stop(c);
+    tier_close(c); /* the writer applies what is queued, then stops */
+    cache_worker_destroy(&c->maint_w);
 
-    /* Large items are individual mappings: unmap the linked ones. */
+    /* Linked heap items (tombstones) are not in any LRU: gather and free
+     * them; slab items go with their pages, large ones are unmapped below. */
+    if (c->ht != NULL) {
+        while (ht_is_growing(c->ht))
+            ht_grow_step(c->ht, 1 << 20);
+        struct item *heap = NULL;
+        uint64_t cursor = 0;
+        while (!ht_scan(c->ht, &cursor, 1 << 16, collect_heap, &heap))
+            ;
+        while (heap != NULL) {
+            struct item *next = heap->next;
+            free(heap);
+            heap = next;
+        }
+    }
     struct cls *lg = &c->cls[c->large];
     for (int seg = 0; seg < LRU_NSEGS; seg++) {
         struct item *it = lg->lru.head[seg];
@@ -142,6 +171,10 @@ tc_status_e cache_worker_create(struct cache *c, struct cache_worker **out)
     if (w == NULL)
         return TC_NO_MEMORY;
     w->c = c;
+    if (c->flash != NULL && flash_reader_create(c->flash, &w->fr) != TC_OK) {
+        free(w);
+        return TC_NO_MEMORY;
+    }
     pthread_mutex_lock(&c->workers_lock);
     w->next = c->workers;
     if (c->workers != NULL)
@@ -167,6 +200,7 @@ void cache_worker_destroy(struct cache_worker **wp)
         return;
     struct cache_worker *w = *wp;
     struct cache *c = w->c;
+    flash_reader_destroy(&w->fr);
     pthread_mutex_lock(&c->workers_lock);
     counters_add(&c->retired, &w->ctr);
     if (w->prev != NULL)
@@ -247,6 +281,35 @@ cache_time_t cache_realtime(const struct cache *c, int64_t exptime)
 }
 
 /* ---------------------------------------------------------------------------
+ * Liveness
+ * ------------------------------------------------------------------------- */
+
+bool cache_record_is_dead(const struct cache *c, uint32_t exptime, uint32_t atime, uint64_t cas,
+                          cache_time_t now)
+{
+    if (exptime != 0 && exptime <= now)
+        return true;
+    if (cas < atomic_load_explicit(&c->flush_cas, memory_order_relaxed))
+        return true;
+    uint32_t due = atomic_load_explicit(&c->flush_at, memory_order_relaxed);
+    return due != 0 && now >= due && atime < due;
+}
+
+bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time_t now,
+                        bool *flushed)
+{
+    *flushed = false;
+    uint32_t exp = item_get_exptime(it);
+    if (exp != 0 && exp <= now)
+        return true;
+    if (cache_record_is_dead(c, 0, item_get_atime(it), it->cas, now)) {
+        *flushed = true;
+        return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------------------
  * Item memory
  * ------------------------------------------------------------------------- */
 
@@ -266,30 +329,19 @@ static unsigned class_for(const struct cache *c, size_t ntotal)
     return lo;
 }
 
-bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time_t now,
-                        bool *flushed)
-{
-    *flushed = false;
-    uint32_t exp = item_get_exptime(it);
-    if (exp != 0 && exp <= now)
-        return true;
-    if (it->cas < atomic_load_explicit(&c->flush_cas, memory_order_relaxed)) {
-        *flushed = true;
-        return true;
-    }
-    uint32_t due = atomic_load_explicit(&c->flush_at, memory_order_relaxed);
-    if (due != 0 && now >= due && item_get_atime(it) < due) {
-        *flushed = true;
-        return true;
-    }
-    return false;
-}
-
 void cache_item_free(struct cache *c, struct item *it)
 {
+    uint16_t fl = item_iflags(it);
+    if (fl & ITEM_HEAP) {
+        atomic_fetch_sub_explicit(&c->tc.heap_items, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->tc.heap_bytes, item_ntotal(it->nkey, it->nbytes),
+                                  memory_order_relaxed);
+        free(it);
+        return;
+    }
     struct cls *k = &c->cls[it->clsid];
     pthread_mutex_lock(&k->lock);
-    if (item_iflags(it) & ITEM_LARGE)
+    if (fl & ITEM_LARGE)
         slab_large_free(&c->pool, &k->slab, it, item_ntotal(it->nkey, it->nbytes));
     else
         slab_chunk_free(&k->slab, it);
@@ -303,63 +355,101 @@ void cache_item_unref(struct cache *c, struct item *it)
 }
 
 /*
- * Take an item out of the table and its LRU. Caller holds the item's stripe;
- * the table's reference is dropped (the item is freed if it was the last).
+ * Take an item out of the table (and its LRU). Caller holds the item's
+ * stripe; the table's reference is dropped (the item is freed if it was the
+ * last). The flash side is the caller's business (tiered.c).
  */
 void cache_unlink_locked(struct cache *c, struct item *it, uint64_t hv)
 {
-    struct cls *k = &c->cls[it->clsid];
     ht_remove(c->ht, hv, it);
-    pthread_mutex_lock(&k->lock);
-    lru_unlink(&k->lru, it);
-    k->mem_requested -= item_ntotal(it->nkey, it->nbytes);
-    pthread_mutex_unlock(&k->lock);
+    if (!(item_iflags(it) & ITEM_HEAP)) {
+        struct cls *k = &c->cls[it->clsid];
+        pthread_mutex_lock(&k->lock);
+        lru_unlink(&k->lru, it);
+        k->mem_requested -= item_ntotal(it->nkey, it->nbytes);
+        pthread_mutex_unlock(&k->lock);
+    }
     item_clear_iflag(it, ITEM_LINKED);
     cache_item_unref(c, it);
 }
 
-/* Put a new item in the table and at the head of HOT with a fresh CAS.
- * Caller holds the stripe. */
-static void link_locked(struct cache *c, struct item *it, uint64_t hv)
+/*
+ * Put an item in the table (taking the place of `prev`, the key's current
+ * entry, if any: a RAM item or a tombstone) and at the head of HOT. A fresh
+ * CAS unless keep_cas (an item coming back from flash keeps its own).
+ * Caller holds the stripe.
+ */
+void cache_link_locked(struct cache *c, struct item *it, uint64_t hv, struct item *prev,
+                       bool keep_cas)
 {
-    struct cls *k = &c->cls[it->clsid];
-    it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
-    atomic_store_explicit(&it->atime, cache_now(c), memory_order_relaxed);
+    if (!keep_cas)
+        it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
+    if (prev != NULL)
+        cache_unlink_locked(c, prev, hv);
+    if (!keep_cas)
+        atomic_store_explicit(&it->atime, cache_now(c), memory_order_relaxed);
     item_ref(it);
     item_set_iflag(it, ITEM_LINKED);
     ht_insert(c->ht, hv, it);
-    pthread_mutex_lock(&k->lock);
-    lru_link(&k->lru, it, LRU_HOT);
-    k->mem_requested += item_ntotal(it->nkey, it->nbytes);
-    pthread_mutex_unlock(&k->lock);
+    if (!(item_iflags(it) & ITEM_HEAP)) {
+        struct cls *k = &c->cls[it->clsid];
+        pthread_mutex_lock(&k->lock);
+        lru_link(&k->lru, it, LRU_HOT);
+        k->mem_requested += item_ntotal(it->nkey, it->nbytes);
+        pthread_mutex_unlock(&k->lock);
+    }
     atomic_fetch_add_explicit(&c->total_items, 1, memory_order_relaxed);
     if (ht_needs_grow(c->ht))
         maintainer_wake(c);
 }
 
-/*
- * Free one chunk of class `k` by evicting (or reclaiming an expired item)
- * from the LRU tails. Caller holds k->lock. Returns the victim, now unlinked
- * and owned by the caller (refcount 1), or NULL. Items someone holds and
- * items whose stripe is busy are skipped; an active COLD item gets a second
- * chance in WARM instead.
- */
-static struct item *evict_locked(struct cache *c, struct cls *k)
+static void count_eviction(struct cls *k, struct item *it, uint16_t fl, bool dead, cache_time_t now)
 {
+    if (dead) {
+        k->ctr.reclaimed++;
+        if (!(fl & ITEM_FETCHED))
+            k->ctr.expired_unfetched++;
+        return;
+    }
+    k->ctr.evicted++;
+    if (item_get_exptime(it) != 0)
+        k->ctr.evicted_nonzero++;
+    if (!(fl & ITEM_FETCHED))
+        k->ctr.evicted_unfetched++;
+    if (fl & ITEM_ACTIVE)
+        k->ctr.evicted_active++;
+    uint32_t at = item_get_atime(it);
+    k->ctr.evicted_time = now > at ? now - at : 0;
+}
+
+/*
+ * Free one chunk of class `k` from its LRU tails. Caller holds k->lock.
+ * Returns the victim, unlinked and owned by the caller (refcount 1), or
+ * NULL; *busy is set if dirty items were found that are on their way to
+ * flash (room will come: TC_BUSY rather than TC_NO_MEMORY).
+ */
+static struct item *evict_locked(struct cache_worker *w, struct cls *k, bool *busy)
+{
+    struct cache *c = w->c;
     static const enum lru_seg order[] = {LRU_COLD, LRU_HOT, LRU_WARM};
     cache_time_t now = cache_now(c);
+    bool flash = tier_usable(c);
     for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++) {
         struct item *it = k->lru.tail[order[s]];
         for (int tries = 0; it != NULL && tries < EVICT_TRIES; tries++) {
             struct item *prev = it->prev;
+            uint16_t fl = item_iflags(it);
             if (item_refcount(it) != 1) {
+                /* Being read, or queued for flash (the writer holds it). */
                 k->ctr.lrutail_reflocked++;
+                if (fl & ITEM_DEMOTING)
+                    *busy = true;
                 it = prev;
                 continue;
             }
             bool flushed;
             bool dead = cache_item_is_dead(c, it, now, &flushed);
-            if (!dead && order[s] == LRU_COLD && (item_iflags(it) & ITEM_ACTIVE)) {
+            if (!dead && order[s] == LRU_COLD && (fl & ITEM_ACTIVE)) {
                 item_clear_iflag(it, ITEM_ACTIVE);
                 lru_move(&k->lru, it, LRU_WARM);
                 k->ctr.moves_to_warm++;
@@ -377,41 +467,42 @@ static struct item *evict_locked(struct cache *c, struct cls *k)
                 it = prev;
                 continue;
             }
-            ht_remove(c->ht, hv, it);
+            if (!dead && flash && !(fl & ITEM_CLEAN) &&
+                tier_admit(item_get_exptime(it), now, c->flash_min_ttl, it->nbytes,
+                           FLASH_VALUE_MAX)) {
+                /* Dirty: it must reach flash before it may leave RAM. The
+                 * cleaner fell behind: queue a burst from the tail now. */
+                tier_start_demotion(c, it, hv);
+                ht_unlock(c->ht, hv);
+                if (!*busy)
+                    tier_preclean_locked(c, k, EVICT_BURST);
+                *busy = true;
+                it = prev;
+                continue;
+            }
+            if (!tier_remove_locked(w, it, hv, dead ? RM_EXPIRED : RM_EVICT, true)) {
+                ht_unlock(c->ht, hv);
+                it = prev;
+                continue;
+            }
             ht_unlock(c->ht, hv);
             lru_unlink(&k->lru, it);
             k->mem_requested -= item_ntotal(it->nkey, it->nbytes);
-            uint8_t fl = item_iflags(it);
-            item_clear_iflag(it, ITEM_LINKED);
-            if (dead) {
-                k->ctr.reclaimed++;
-                if (!(fl & ITEM_FETCHED))
-                    k->ctr.expired_unfetched++;
-            } else {
-                k->ctr.evicted++;
-                if (item_get_exptime(it) != 0)
-                    k->ctr.evicted_nonzero++;
-                if (!(fl & ITEM_FETCHED))
-                    k->ctr.evicted_unfetched++;
-                if (fl & ITEM_ACTIVE)
-                    k->ctr.evicted_active++;
-                uint32_t at = item_get_atime(it);
-                k->ctr.evicted_time = now > at ? now - at : 0;
-            }
+            count_eviction(k, it, fl, dead, now);
             return it;
         }
     }
     return NULL;
 }
 
-/* Memory for an item of `ntotal` bytes, evicting if needed. Returns the
- * chunk and its class, or NULL (counted as outofmemory). */
-static struct item *alloc_chunk(struct cache *c, size_t ntotal, unsigned *clsid)
+struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy)
 {
+    struct cache *c = w->c;
     unsigned id = class_for(c, ntotal);
     struct cls *k = &c->cls[id];
     struct item *it = NULL;
     *clsid = id;
+    *busy = false;
 
     pthread_mutex_lock(&k->lock);
     if (id == c->large) {
@@ -421,7 +512,7 @@ static struct item *alloc_chunk(struct cache *c, size_t ntotal, unsigned *clsid)
                 break;
             /* Make room by evicting large items; their memory goes back to
              * the budget when their last reference is dropped. */
-            struct item *victim = evict_locked(c, k);
+            struct item *victim = evict_locked(w, k, busy);
             if (victim == NULL)
                 break;
             slab_large_free(&c->pool, &k->slab, victim, item_ntotal(victim->nkey, victim->nbytes));
@@ -431,334 +522,20 @@ static struct item *alloc_chunk(struct cache *c, size_t ntotal, unsigned *clsid)
     } else {
         it = slab_chunk_alloc(&c->pool, &k->slab);
         for (int round = 0; it == NULL && round < ALLOC_ROUNDS; round++)
-            it = evict_locked(c, k);
+            it = evict_locked(w, k, busy);
         if (it != NULL)
             atomic_store_explicit(&it->iflags, 0, memory_order_relaxed);
     }
-    if (it == NULL)
+    if (it == NULL) {
         k->ctr.outofmemory++;
+        if (*busy)
+            atomic_fetch_add_explicit(&c->tc.busy, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&k->lock);
-    return it;
-}
-
-/* Allocate and initialise an unlinked item (refcount 1). */
-static tc_status_e new_item(struct cache *c, const char *key, size_t nkey, uint32_t flags,
-                            cache_time_t exptime, uint32_t nbytes, struct item **out)
-{
-    if (nkey == 0 || nkey > CACHE_KEY_MAX || nbytes > c->opts.item_size_max)
-        return TC_TOO_LARGE;
-    unsigned clsid;
-    struct item *it = alloc_chunk(c, item_ntotal(nkey, nbytes), &clsid);
-    if (it == NULL)
-        return TC_NO_MEMORY;
-    uint8_t large = item_iflags(it) & ITEM_LARGE;
-    item_init(it, (uint8_t)clsid, key, nkey, flags, exptime, nbytes, cache_now(c));
-    if (large)
-        atomic_store_explicit(&it->iflags, large, memory_order_relaxed);
-    *out = it;
-    return TC_OK;
-}
-
-tc_status_e cache_alloc(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
-                        cache_time_t exptime, uint32_t nbytes, struct item **out)
-{
-    tc_status_e st = new_item(w->c, key, nkey, flags, exptime, nbytes, out);
-    if (st == TC_TOO_LARGE)
-        WCTR_INC(w->ctr.store_too_large);
-    else if (st == TC_NO_MEMORY)
-        WCTR_INC(w->ctr.store_no_memory);
-    return st;
-}
-
-/* ---------------------------------------------------------------------------
- * Lookups
- * ------------------------------------------------------------------------- */
-
-/*
- * The live item for a key, with the stripe held, or NULL. An expired or
- * flushed item found on the way is unlinked and counted.
- */
-static struct item *find_live(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey)
-{
-    struct cache *c = w->c;
-    struct item *it = ht_find(c->ht, hv, key, nkey);
-    if (it == NULL)
-        return NULL;
-    bool flushed;
-    if (cache_item_is_dead(c, it, cache_now(c), &flushed)) {
-        if (flushed)
-            WCTR_INC(w->ctr.get_flushed);
-        else
-            WCTR_INC(w->ctr.get_expired);
-        cache_unlink_locked(c, it, hv);
-        return NULL;
+    if (it == NULL && *busy) {
+        maintainer_wake(c);
+        if (c->writer != NULL)
+            writer_kick(c->writer);
     }
     return it;
-}
-
-/* Record a use of a live item: fetched, active, access time. */
-static void bump(struct cache_worker *w, struct item *it)
-{
-    cache_time_t now = cache_now(w->c);
-    item_set_iflag(it, ITEM_ACTIVE | ITEM_FETCHED);
-    if (item_get_atime(it) != now)
-        atomic_store_explicit(&it->atime, now, memory_order_relaxed);
-}
-
-static void count_hit(struct cache_worker *w, const struct item *it)
-{
-    struct worker_class_counters *cc = &w->ctr.cls[it->clsid];
-    WCTR_INC(cc->get_hits);
-    switch (item_lru(it)) {
-    case LRU_HOT:
-        WCTR_INC(cc->hits_to_hot);
-        break;
-    case LRU_WARM:
-        WCTR_INC(cc->hits_to_warm);
-        break;
-    default:
-        WCTR_INC(cc->hits_to_cold);
-        break;
-    }
-}
-
-static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nkey, bool touch,
-                              cache_time_t exptime, struct item **out)
-{
-    struct cache *c = w->c;
-    uint64_t hv = ht_hash(key, nkey);
-    ht_lock(c->ht, hv);
-    struct item *it = find_live(w, hv, key, nkey);
-    if (it != NULL && item_refcount(it) >= REFCOUNT_LIMIT)
-        it = NULL; /* as memcached: a hopelessly shared item reads as a miss */
-    if (it != NULL) {
-        item_ref(it);
-        if (touch)
-            atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
-        bump(w, it);
-    }
-    ht_unlock(c->ht, hv);
-
-    if (it == NULL) {
-        if (touch)
-            WCTR_INC(w->ctr.touch_misses);
-        else
-            WCTR_INC(w->ctr.get_misses);
-        return TC_NOT_FOUND;
-    }
-    if (touch)
-        WCTR_INC(w->ctr.cls[it->clsid].touch_hits);
-    else
-        count_hit(w, it);
-    *out = it;
-    return TC_OK;
-}
-
-tc_status_e cache_get(struct cache_worker *w, const char *key, size_t nkey, struct item **out)
-{
-    return get_common(w, key, nkey, false, 0, out);
-}
-
-tc_status_e cache_get_touch(struct cache_worker *w, const char *key, size_t nkey,
-                            cache_time_t exptime, struct item **out)
-{
-    return get_common(w, key, nkey, true, exptime, out);
-}
-
-tc_status_e cache_touch(struct cache_worker *w, const char *key, size_t nkey, cache_time_t exptime)
-{
-    struct cache *c = w->c;
-    uint64_t hv = ht_hash(key, nkey);
-    ht_lock(c->ht, hv);
-    struct item *it = find_live(w, hv, key, nkey);
-    if (it != NULL) {
-        atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
-        bump(w, it);
-        WCTR_INC(w->ctr.cls[it->clsid].touch_hits);
-    } else {
-        WCTR_INC(w->ctr.touch_misses);
-    }
-    ht_unlock(c->ht, hv);
-    return it != NULL ? TC_OK : TC_NOT_FOUND;
-}
-
-/* ---------------------------------------------------------------------------
- * Writes
- * ------------------------------------------------------------------------- */
-
-/* append/prepend: a new item holding old and new bytes, with old's flags
- * and expiry. Caller holds the stripe. */
-static tc_status_e concat(struct cache *c, struct item *old, struct item *add, bool append,
-                          struct item **out)
-{
-    uint64_t total = (uint64_t)old->nbytes + add->nbytes;
-    if (total > c->opts.item_size_max)
-        return TC_TOO_LARGE;
-    struct item *nu;
-    tc_status_e st =
-        new_item(c, old->data, old->nkey, old->flags, item_get_exptime(old), (uint32_t)total, &nu);
-    if (st != TC_OK)
-        return st;
-    char *dst = item_data_value(nu);
-    const struct item *first = append ? old : add;
-    const struct item *second = append ? add : old;
-    memcpy(dst, first->data + first->nkey, first->nbytes);
-    memcpy(dst + first->nbytes, second->data + second->nkey, second->nbytes);
-    *out = nu;
-    return TC_OK;
-}
-
-tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_store_op op,
-                        uint64_t cas, uint64_t *cas_out)
-{
-    struct cache *c = w->c;
-    uint64_t hv = ht_hash(it->data, it->nkey);
-    struct item *to_link = it;
-    struct item *combined = NULL;
-    tc_status_e st = TC_OK;
-
-    WCTR_INC(w->ctr.cls[it->clsid].cmd_set);
-    ht_lock(c->ht, hv);
-    struct item *old = find_live(w, hv, it->data, it->nkey);
-    switch (op) {
-    case CACHE_SET:
-        break;
-    case CACHE_ADD:
-        if (old != NULL) {
-            /* memcached refreshes the existing item's recency on a failed add. */
-            atomic_store_explicit(&old->atime, cache_now(c), memory_order_relaxed);
-            st = TC_NOT_STORED;
-        }
-        break;
-    case CACHE_REPLACE:
-        if (old == NULL)
-            st = TC_NOT_STORED;
-        break;
-    case CACHE_CAS:
-        if (old == NULL) {
-            WCTR_INC(w->ctr.cas_misses);
-            st = TC_NOT_FOUND;
-        } else if (old->cas != cas) {
-            WCTR_INC(w->ctr.cls[old->clsid].cas_badval);
-            st = TC_EXISTS;
-        } else {
-            WCTR_INC(w->ctr.cls[old->clsid].cas_hits);
-        }
-        break;
-    case CACHE_APPEND:
-    case CACHE_PREPEND:
-        if (old == NULL)
-            st = TC_NOT_STORED;
-        else if (cas != 0 && cas != old->cas)
-            st = TC_EXISTS;
-        else if ((st = concat(c, old, it, op == CACHE_APPEND, &combined)) == TC_OK)
-            to_link = combined;
-        break;
-    }
-
-    if (st == TC_OK) {
-        if (old != NULL)
-            cache_unlink_locked(c, old, hv);
-        link_locked(c, to_link, hv);
-        if (cas_out != NULL)
-            *cas_out = to_link->cas;
-    }
-    ht_unlock(c->ht, hv);
-    if (combined != NULL)
-        cache_item_unref(c, combined);
-    return st;
-}
-
-tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
-{
-    struct cache *c = w->c;
-    uint64_t hv = ht_hash(key, nkey);
-    ht_lock(c->ht, hv);
-    struct item *it = find_live(w, hv, key, nkey);
-    if (it != NULL) {
-        WCTR_INC(w->ctr.cls[it->clsid].delete_hits);
-        cache_unlink_locked(c, it, hv);
-    } else {
-        WCTR_INC(w->ctr.delete_misses);
-    }
-    ht_unlock(c->ht, hv);
-    return it != NULL ? TC_OK : TC_NOT_FOUND;
-}
-
-tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
-                        uint64_t delta, uint64_t *value, uint64_t *cas_out)
-{
-    struct cache *c = w->c;
-    uint64_t hv = ht_hash(key, nkey);
-    tc_status_e st = TC_OK;
-
-    ht_lock(c->ht, hv);
-    struct item *it = find_live(w, hv, key, nkey);
-    uint64_t v = 0;
-    unsigned clsid = it != NULL ? it->clsid : 0;
-    if (it == NULL) {
-        st = TC_NOT_FOUND;
-    } else if (it->nbytes == 0 || !tc_strtoull(item_data_value(it), it->nbytes, &v)) {
-        st = TC_NON_NUMERIC;
-    } else {
-        if (incr)
-            v += delta;
-        else
-            v = delta > v ? 0 : v - delta;
-        char buf[24];
-        size_t len = tc_u64toa(v, buf);
-        if (len <= it->nbytes && item_refcount(it) == 1) {
-            /* Nobody else holds it: rewrite in place, space padded, as memcached. */
-            memcpy(item_data_value(it), buf, len);
-            memset(item_data_value(it) + len, ' ', it->nbytes - len);
-            it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
-            bump(w, it);
-            if (cas_out != NULL)
-                *cas_out = it->cas;
-        } else {
-            struct item *nu;
-            st = new_item(c, it->data, it->nkey, it->flags, item_get_exptime(it), (uint32_t)len,
-                          &nu);
-            if (st == TC_OK) {
-                memcpy(item_data_value(nu), buf, len);
-                cache_unlink_locked(c, it, hv);
-                link_locked(c, nu, hv);
-                if (cas_out != NULL)
-                    *cas_out = nu->cas;
-                cache_item_unref(c, nu);
-            } else {
-                st = TC_NO_MEMORY;
-            }
-        }
-    }
-    ht_unlock(c->ht, hv);
-
-    if (st == TC_NOT_FOUND) {
-        if (incr)
-            WCTR_INC(w->ctr.incr_misses);
-        else
-            WCTR_INC(w->ctr.decr_misses);
-    } else if (st == TC_OK) {
-        if (incr)
-            WCTR_INC(w->ctr.cls[clsid].incr_hits);
-        else
-            WCTR_INC(w->ctr.cls[clsid].decr_hits);
-        *value = v;
-    }
-    return st;
-}
-
-void cache_flush(struct cache_worker *w, cache_time_t when)
-{
-    struct cache *c = w->c;
-    WCTR_INC(w->ctr.flush_cmds);
-    if (when == 0 || when <= cache_now(c)) {
-        uint64_t boundary = atomic_load_explicit(&c->next_cas, memory_order_acquire);
-        uint64_t cur = atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
-        while (cur < boundary && !atomic_compare_exchange_weak(&c->flush_cas, &cur, boundary))
-            ;
-        atomic_store_explicit(&c->flush_at, 0, memory_order_release);
-    } else {
-        atomic_store_explicit(&c->flush_at, when, memory_order_release);
-    }
 }

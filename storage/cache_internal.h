@@ -18,10 +18,16 @@
 
 #include <tiercache/engine.h>
 
+#include "flash.h"
 #include "hashtable.h"
 #include "item.h"
 #include "lru.h"
 #include "slab.h"
+#include "tier.h"
+#include "writer.h"
+
+#define HT_LOCKPOWER 12
+#define HT_STRIPES   (1U << HT_LOCKPOWER)
 
 /* Counters a class keeps under its lock (cache_class_stats names). */
 struct cls_counters {
@@ -66,7 +72,15 @@ struct worker_counters {
 struct cache_worker {
     struct cache *c;
     struct cache_worker *next, *prev; /* in c->workers */
+    struct flash_reader *fr;          /* NULL when RAM only */
     struct worker_counters ctr;
+};
+
+/* Counters of the tiering (relaxed atomics, any thread). */
+struct tier_counters {
+    _Atomic uint64_t flash_hits, flash_misses, promotions, materialized;
+    _Atomic uint64_t demotions_queued, dropped_clean, dropped_dirty, tombstones, busy;
+    _Atomic uint64_t heap_items, heap_bytes;
 };
 
 struct cache {
@@ -98,6 +112,15 @@ struct cache {
     uint32_t crawl_interval;
     _Atomic uint64_t crawler_starts, juggles;
 
+    /* flash tier (NULL when RAM only) */
+    struct flash *flash;
+    struct writer *writer;
+    struct tier_sketch *sketch;
+    uint32_t flash_min_ttl;
+    uint32_t pending[HT_STRIPES]; /* queued writes per stripe, under the stripe's lock */
+    struct cache_worker *maint_w; /* the maintainer's and crawler's own handle */
+    struct tier_counters tc;
+
     /* workers and statistics */
     pthread_mutex_t workers_lock;
     struct cache_worker *workers;
@@ -107,12 +130,35 @@ struct cache {
     struct cache_class_stats cbase[CACHE_MAX_CLASSES];
 };
 
-/* cache.c, for the maintainer */
+/* Why a RAM item leaves RAM without a newer version taking its place. */
+enum removal { RM_DELETE, RM_EXPIRED, RM_EVICT };
+
+/* cache.c: memory, linking, eviction */
 bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time_t now,
                         bool *flushed);
+bool cache_record_is_dead(const struct cache *c, uint32_t exptime, uint32_t atime, uint64_t cas,
+                          cache_time_t now);
 void cache_unlink_locked(struct cache *c, struct item *it, uint64_t hv);
 void cache_item_free(struct cache *c, struct item *it);
 void cache_clock_tick(struct cache *c, cache_time_t now);
+struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy);
+void cache_link_locked(struct cache *c, struct item *it, uint64_t hv, struct item *prev,
+                       bool keep_cas);
+
+/* tiered.c: the flash side of the engine */
+struct item *tier_heap_item(struct cache *c, const char *key, size_t nkey, uint32_t flags,
+                            uint32_t exptime, uint32_t nbytes, uint16_t iflags);
+bool tier_remove_locked(struct cache_worker *w, struct item *it, uint64_t hv, enum removal why,
+                        bool reuse);
+bool tier_tombstone_locked(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey);
+bool tier_usable(const struct cache *c);
+bool tier_start_demotion(struct cache *c, struct item *it, uint64_t hv);
+bool tier_preclean(struct cache *c, struct cls *k);
+unsigned tier_preclean_locked(struct cache *c, struct cls *k, unsigned want);
+void cache_flash_done(struct cache *c, const struct wop *op, bool ok);
+void cache_flash_evicted(struct cache *c, uint64_t hv, const char *key, size_t nkey, uint64_t cas);
+tc_status_e tier_open(struct cache *c, const struct cache_options *o);
+void tier_close(struct cache *c);
 
 /* maintainer.c */
 tc_status_e maintainer_start(struct cache *c);

@@ -19,7 +19,6 @@ void item_init(struct item *it, uint8_t clsid, const char *key, size_t nkey, uin
     atomic_store_explicit(&it->iflags, 0, memory_order_relaxed);
     it->clsid = clsid;
     it->nkey = (uint8_t)nkey;
-    atomic_store_explicit(&it->lru, LRU_HOT, memory_order_relaxed);
     memcpy(it->data, key, nkey);
 }
 

@@ -6,18 +6,20 @@
  * protocol layer adds what it needs), so an item is 5 bytes smaller than
  * memcached's for the same key and value.
  *
- *   0        8        16       24       32     36     40     44     48  50 51 52 53 54
- *   +--------+--------+--------+--------+------+------+------+------+---+--+--+--+--+------+--------+
- *   | h_next |  prev  |  next  |  cas   |exptim|atime |nbytes|flags |ref|if|cl|nk|lr| key  | value
- * |
- *   +--------+--------+--------+--------+------+------+------+------+---+--+--+--+--+------+--------+
+ *   0        8        16       24       32     36     40     44     48  50  52 53 54
+ *   +--------+--------+--------+--------+------+------+------+------+---+---+--+--+------+--------+
+ *   | h_next |  prev  |  next  |  cas   |exptim|atime |nbytes|flags |ref|ifl|cl|nk| key  | value  |
+ *   +--------+--------+--------+--------+------+------+------+------+---+---+--+--+------+--------+
+ *
+ * iflags holds the state bits below and, in its top two bits, the LRU
+ * segment the item is in.
  *
  * Who may touch what:
  *   h_next            under the item's hash stripe lock (hashtable.c)
  *   prev, next        under its class lock (lru.c, cache.c)
- *   lru               written under the class lock, read racily for statistics
  *   refcount          atomic: 1 for being linked + 1 per holder; 0 frees it
- *   iflags            atomic bit operations
+ *   iflags            atomic bit operations; the LRU bits change under the
+ *                     class lock and are read racily for statistics
  *   exptime, atime    atomic (relaxed): written under the stripe lock, read by
  *                     the evictor and the crawler
  *   cas, value        written before the item is linked, or in place by incr
@@ -34,11 +36,19 @@
 #include <tiercache/engine.h>
 
 enum item_iflag {
-    ITEM_LINKED = 1 << 0,  /* in the hash table and an LRU list */
-    ITEM_ACTIVE = 1 << 1,  /* hit since it last moved in the LRU */
-    ITEM_FETCHED = 1 << 2, /* hit at least once since it was stored */
-    ITEM_LARGE = 1 << 3,   /* its own mapping, not a slab chunk */
+    ITEM_LINKED = 1 << 0,    /* in the hash table (and an LRU list, unless HEAP) */
+    ITEM_ACTIVE = 1 << 1,    /* hit since it last moved in the LRU */
+    ITEM_FETCHED = 1 << 2,   /* hit at least once since it was stored */
+    ITEM_LARGE = 1 << 3,     /* its own mapping, not a slab chunk */
+    ITEM_DEMOTING = 1 << 4,  /* queued for the flash writer, which holds a reference */
+    ITEM_CLEAN = 1 << 5,     /* flash holds this very version (same CAS, same expiry) */
+    ITEM_HEAP = 1 << 6,      /* malloc'd (tombstone, flash copy, in-flight write), no LRU */
+    ITEM_TOMBSTONE = 1 << 7, /* "deleted": shadows flash until the flash delete commits */
+    ITEM_REDIRTY = 1 << 8,   /* changed (touched) while DEMOTING: do not mark clean */
 };
+
+#define ITEM_LRU_SHIFT 14
+#define ITEM_LRU_MASK  (3U << ITEM_LRU_SHIFT)
 
 enum lru_seg { LRU_HOT = 0, LRU_WARM = 1, LRU_COLD = 2, LRU_NSEGS = 3 };
 
@@ -52,12 +62,13 @@ struct item {
     uint32_t nbytes;          /* value length */
     uint32_t flags;           /* client flags */
     _Atomic uint16_t refcount;
-    _Atomic uint8_t iflags;
-    uint8_t clsid;
+    _Atomic uint16_t iflags; /* enum item_iflag | LRU segment << ITEM_LRU_SHIFT */
+    uint8_t clsid;           /* 0 for heap items */
     uint8_t nkey;
-    _Atomic uint8_t lru; /* enum lru_seg, while linked; written under the class lock */
-    char data[];         /* key, then value */
+    char data[]; /* key, then value */
 };
+
+_Static_assert(offsetof(struct item, data) == 54, "the item header is 54 bytes");
 
 #define ITEM_HEADER_SIZE offsetof(struct item, data)
 
@@ -72,21 +83,21 @@ static inline char *item_data_value(struct item *it)
     return it->data + it->nkey;
 }
 
-static inline uint8_t item_iflags(const struct item *it)
+static inline uint16_t item_iflags(const struct item *it)
 {
     return atomic_load_explicit(&it->iflags, memory_order_relaxed);
 }
 
-static inline void item_set_iflag(struct item *it, uint8_t f)
+static inline void item_set_iflag(struct item *it, uint16_t f)
 {
     if ((item_iflags(it) & f) != f)
         atomic_fetch_or_explicit(&it->iflags, f, memory_order_relaxed);
 }
 
-static inline void item_clear_iflag(struct item *it, uint8_t f)
+static inline void item_clear_iflag(struct item *it, uint16_t f)
 {
     if ((item_iflags(it) & f) != 0)
-        atomic_fetch_and_explicit(&it->iflags, (uint8_t)~f, memory_order_relaxed);
+        atomic_fetch_and_explicit(&it->iflags, (uint16_t)~f, memory_order_relaxed);
 }
 
 static inline uint32_t item_get_exptime(const struct item *it)
@@ -101,7 +112,18 @@ static inline uint32_t item_get_atime(const struct item *it)
 
 static inline enum lru_seg item_lru(const struct item *it)
 {
-    return (enum lru_seg)atomic_load_explicit(&it->lru, memory_order_relaxed);
+    return (enum lru_seg)((item_iflags(it) & ITEM_LRU_MASK) >> ITEM_LRU_SHIFT);
+}
+
+/* Record the LRU segment (class lock held). */
+static inline void item_set_lru(struct item *it, enum lru_seg seg)
+{
+    uint16_t old = item_iflags(it);
+    uint16_t nu;
+    do {
+        nu = (uint16_t)((old & ~ITEM_LRU_MASK) | ((unsigned)seg << ITEM_LRU_SHIFT));
+    } while (!atomic_compare_exchange_weak_explicit(&it->iflags, &old, nu, memory_order_relaxed,
+                                                    memory_order_relaxed));
 }
 
 static inline uint16_t item_refcount(const struct item *it)

@@ -8,7 +8,7 @@
 
 void lru_link(struct lru *l, struct item *it, enum lru_seg seg)
 {
-    atomic_store_explicit(&it->lru, (uint8_t)seg, memory_order_relaxed);
+    item_set_lru(it, seg);
     it->prev = NULL;
     it->next = l->head[seg];
     if (it->next != NULL)

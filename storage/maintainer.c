@@ -9,7 +9,10 @@
  *      class's items and WARM warm_lru_pct; items leaving HOT go to WARM if
  *      they were hit (ACTIVE), else to COLD; WARM's tail goes to COLD unless
  *      hit, in which case it gets another round in WARM;
- *   4. crawls the hash table for expired and flushed items and frees them,
+ *   4. with a flash tier, keeps the tail of each class's COLD list clean:
+ *      dirty items there are queued for the flash writer, so that RAM can
+ *      drop them when it needs room (tiered.c);
+ *   5. crawls the hash table for expired and flushed items and frees them,
  *      one full pass at a time, passes spaced from 1 s to 60 s depending on
  *      how much the previous pass found.
  * The thread sleeps 1 ms between rounds while there is work, 100 ms when idle,
@@ -84,22 +87,25 @@ struct crawl_ctx {
 static void crawl_visit(struct item *it, uint64_t hv, void *arg)
 {
     struct crawl_ctx *x = arg;
+    if (item_iflags(it) & ITEM_HEAP)
+        return; /* tombstones: the flash writer removes them */
     struct cls *k = &x->c->cls[it->clsid];
     bool flushed;
     bool dead = cache_item_is_dead(x->c, it, x->now, &flushed);
+    bool fetched = item_iflags(it) & ITEM_FETCHED;
+    /* The item may be freed by its removal: read it first. */
+    if (dead && !tier_remove_locked(x->c->maint_w, it, hv, RM_EXPIRED, false))
+        dead = false; /* no memory for a tombstone: try again next pass */
     pthread_mutex_lock(&k->lock);
     k->ctr.crawler_items_checked++;
     if (dead) {
         k->ctr.crawler_reclaimed++;
         k->ctr.reclaimed++;
-        if (!(item_iflags(it) & ITEM_FETCHED))
+        if (!fetched)
             k->ctr.expired_unfetched++;
-    }
-    pthread_mutex_unlock(&k->lock);
-    if (dead) {
-        cache_unlink_locked(x->c, it, hv);
         x->reclaimed++;
     }
+    pthread_mutex_unlock(&k->lock);
 }
 
 /* One slice of the expiry crawl. Returns true while a pass is under way. */
@@ -146,8 +152,10 @@ bool cache_maintain(struct cache *c)
             more = true;
     }
 
-    for (unsigned i = 1; i <= c->large; i++)
+    for (unsigned i = 1; i <= c->large; i++) {
         more |= juggle(c, &c->cls[i]);
+        more |= tier_preclean(c, &c->cls[i]);
+    }
 
     if (!ht_is_growing(c->ht))
         more |= crawl(c, now);

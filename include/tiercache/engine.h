@@ -16,6 +16,13 @@
  * reference is held the key, value, flags and CAS never change, even if the
  * key is overwritten or deleted meanwhile.
  *
+ * Tiers: with a flash directory configured, items leaving RAM go to an
+ * LMDB-backed flash tier instead of being lost, and every operation serves
+ * both tiers: a read that misses RAM may return an item copied from flash
+ * (same bytes, flags and CAS), and a change to a flash-resident key brings
+ * it to RAM first. When RAM has no room that can be freed right now (the
+ * flash writer is behind), allocations return TC_BUSY: retry shortly.
+ *
  * Time: the engine keeps its own clock in unix seconds (`cache_time_t`).
  * Protocol expiry values are converted with cache_realtime(), which follows
  * memcached exactly: 0 never expires, up to 30 days is relative, larger is an
@@ -44,17 +51,28 @@ struct item;
  * Creating and destroying an engine
  * ------------------------------------------------------------------------- */
 
+enum cache_flash_sync {
+    CACHE_FLASH_SYNC_NONE = 0,     /* the OS writes back when it likes */
+    CACHE_FLASH_SYNC_INTERVAL = 1, /* fsync about once a second */
+    CACHE_FLASH_SYNC_ALWAYS = 2,   /* fsync at every writer commit */
+};
+
 struct cache_options {
-    uint64_t mem_limit;      /* item memory budget in bytes (-m); >= 1 page */
-    uint32_t item_size_max;  /* largest value in bytes (-I) */
-    double growth_factor;    /* slab class size factor (-f), > 1.0 */
-    uint32_t chunk_min;      /* space for key+value in the smallest class (-n) */
-    uint32_t page_size;      /* slab page size in bytes, power of two */
-    uint32_t hashpower_init; /* log2 of the initial hash table size */
-    uint32_t hot_lru_pct;    /* share of a class's items kept in HOT */
-    uint32_t warm_lru_pct;   /* share of a class's items kept in WARM */
-    bool manual_clock;       /* tests: the clock moves only with cache_clock_set() */
-    bool no_maintainer;      /* tests: no background thread; call cache_maintain() */
+    uint64_t mem_limit;       /* item memory budget in bytes (-m); >= 1 page */
+    uint32_t item_size_max;   /* largest value in bytes (-I) */
+    double growth_factor;     /* slab class size factor (-f), > 1.0 */
+    uint32_t chunk_min;       /* space for key+value in the smallest class (-n) */
+    uint32_t page_size;       /* slab page size in bytes, power of two */
+    uint32_t hashpower_init;  /* log2 of the initial hash table size */
+    uint32_t hot_lru_pct;     /* share of a class's items kept in HOT */
+    uint32_t warm_lru_pct;    /* share of a class's items kept in WARM */
+    bool manual_clock;        /* tests: the clock moves only with cache_clock_set() */
+    bool no_maintainer;       /* tests: no background thread; call cache_maintain() */
+    const char *flash_dir;    /* flash tier directory; NULL (or flash_size 0): RAM only */
+    uint64_t flash_size;      /* hard bound on the flash data file, bytes (>= 8 MiB) */
+    int flash_sync;           /* enum cache_flash_sync */
+    uint32_t flash_min_ttl;   /* items expiring sooner are not demoted (seconds) */
+    uint64_t flash_queue_max; /* bytes of items queued for the writer (0: automatic) */
 };
 
 /* Fill `o` with the defaults (memcached's where memcached has one). */
@@ -62,8 +80,10 @@ void cache_options_default(struct cache_options *o);
 
 /*
  * Create an engine. On success *out owns it; destroy with cache_destroy().
- * Returns TC_OK, TC_INVALID (an option out of range), TC_NO_MEMORY.
- * Starts the maintainer thread unless o->no_maintainer.
+ * Returns TC_OK, TC_INVALID (an option out of range), TC_NO_MEMORY, TC_BUSY
+ * (the flash directory is held by another process), TC_IO_ERROR (the flash
+ * directory cannot be opened; logged). Starts the maintainer thread unless
+ * o->no_maintainer, and the flash writer thread if there is a flash tier.
  */
 tc_status_e cache_create(const struct cache_options *o, struct cache **out);
 
@@ -132,7 +152,9 @@ tc_status_e cache_get(struct cache_worker *w, const char *key, size_t nkey, stru
 tc_status_e cache_get_touch(struct cache_worker *w, const char *key, size_t nkey,
                             cache_time_t exptime, struct item **out);
 
-/* Set a live item's expiry. Returns TC_OK or TC_NOT_FOUND. */
+/* Set a live item's expiry. Returns TC_OK, TC_NOT_FOUND, TC_BUSY (a flash
+ * item could not be brought to RAM yet; retry). cache_get_touch() may also
+ * return TC_BUSY. */
 tc_status_e cache_touch(struct cache_worker *w, const char *key, size_t nkey, cache_time_t exptime);
 
 /* ---------------------------------------------------------------------------
@@ -152,8 +174,9 @@ enum cache_store_op {
  * Allocate an unlinked item for a store: the caller fills item_value_mut()
  * with `nbytes` bytes, then calls cache_store(), then drops its reference.
  * May evict to make room. Returns TC_OK (*out set), TC_TOO_LARGE (nbytes is
- * above the item size limit or nkey is 0 or above CACHE_KEY_MAX), or
- * TC_NO_MEMORY (nothing could be evicted in that size class now).
+ * above the item size limit or nkey is 0 or above CACHE_KEY_MAX), TC_BUSY
+ * (no room yet: the flash writer is still cleaning items; retry in a
+ * millisecond or so), or TC_NO_MEMORY (nothing can be evicted).
  */
 tc_status_e cache_alloc(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
                         cache_time_t exptime, uint32_t nbytes, struct item **out);
@@ -164,13 +187,16 @@ tc_status_e cache_alloc(struct cache_worker *w, const char *key, size_t nkey, ui
  * On TC_OK the item is live with a fresh CAS, returned in *cas_out if not NULL.
  * Returns TC_OK, TC_NOT_STORED, TC_EXISTS (CAS mismatch), TC_NOT_FOUND (CAS
  * on a missing key), TC_NO_MEMORY (append/prepend could not get room for the
- * combined value), TC_TOO_LARGE (the combined value is above the limit).
+ * combined value), TC_TOO_LARGE (the combined value is above the limit),
+ * TC_BUSY (append/prepend: no room yet; retry later with the same item).
  * The caller keeps its reference either way and drops it afterwards.
  */
 tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_store_op op,
                         uint64_t cas, uint64_t *cas_out);
 
-/* Delete a key. Returns TC_OK or TC_NOT_FOUND. */
+/* Delete a key. Returns TC_OK, TC_NOT_FOUND, TC_NO_MEMORY (a flash-resident
+ * key needs a small RAM marker until flash forgets it, and none could be
+ * had). */
 tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey);
 
 /*
@@ -179,7 +205,7 @@ tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey);
  * 2^64, decr stops at 0. The new value is written in place (space padded, as
  * memcached does) when it fits and nobody else holds the item, else into a
  * new item. The new value goes to *value. Returns TC_OK, TC_NOT_FOUND,
- * TC_NON_NUMERIC, TC_NO_MEMORY.
+ * TC_NON_NUMERIC, TC_NO_MEMORY, TC_BUSY (retry).
  */
 tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
                         uint64_t delta, uint64_t *value, uint64_t *cas_out);
@@ -251,5 +277,29 @@ tc_status_e cache_class_stats_get(struct cache *c, unsigned clsid, struct cache_
 
 /* `stats reset`: zero the resettable counters. */
 void cache_stats_reset(struct cache *c);
+
+/* The two tiers (`stats tiers`). Zero flash fields when RAM only. */
+struct cache_tier_stats {
+    bool flash_enabled, flash_degraded;
+    uint64_t ram_items, ram_bytes, ram_limit;
+    uint64_t flash_items, flash_bytes, flash_used_bytes, flash_disk_bytes, flash_limit;
+    uint64_t flash_batches;
+    uint64_t demotions, demotions_skipped_clean, demotions_failed, promotions;
+    uint64_t flash_hits, flash_misses, filter_negatives, filter_items, filter_bytes, lmdb_lookups;
+    uint64_t flash_evictions, flash_evicted_batches, flash_deletes;
+    uint64_t dropped_clean, dropped_dirty, tombstones, busy;
+    uint64_t queue_ops, queue_bytes, held_deletes;
+    uint64_t batches, batch_ops, batch_max, map_full, syncs, io_errors;
+    uint64_t heap_items, heap_bytes;
+};
+
+void cache_tier_stats_get(struct cache *c, struct cache_tier_stats *out);
+
+/*
+ * Tests: make the nth LMDB call from now fail with `err` (an errno value or
+ * an LMDB code such as MDB_MAP_FULL = -30792); `sticky` makes every later
+ * call fail too until cleared with nth = 0. No effect when RAM only.
+ */
+void cache_flash_fault_inject(struct cache *c, long nth, int err, bool sticky);
 
 #endif

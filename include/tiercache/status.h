@@ -19,7 +19,7 @@ typedef enum tc_status {
     TC_INVALID,     /* a bad argument from the caller */
     TC_NEED_MORE,   /* a parser needs more bytes before it can decide */
     TC_IO_ERROR,    /* a system call failed; errno was logged where it happened */
-    TC_BUSY,        /* the resource is held by someone else (e.g. a locked data dir) */
+    TC_BUSY,        /* held by someone else (a locked data dir), or not possible yet: retry */
     TC_STATUS_COUNT
 } tc_status_e;
 

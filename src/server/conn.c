@@ -20,6 +20,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,7 +43,10 @@
 #define DIRECT_READ_MIN 4096       /* read a value straight into its item past this */
 #define ZERO_COPY_MIN   8192       /* send values from the item itself past this */
 
-enum conn_state { CONN_CMD, CONN_VALUE, CONN_SWALLOW };
+#define RETRY_DELAY_US   1000 /* pause before running a busy command again */
+#define RETRY_GIVE_UP_MS 2000 /* then answer out of memory */
+
+enum conn_state { CONN_CMD, CONN_VALUE, CONN_SWALLOW, CONN_STORE_RETRY };
 
 struct conn {
     int fd;
@@ -66,8 +70,11 @@ struct conn {
 
     size_t swallow; /* CONN_SWALLOW: bytes left to discard */
 
-    bool blocked; /* waiting for the socket to take our output */
-    bool yielded; /* stopped after -R commands with input left */
+    bool blocked;         /* waiting for the socket to take our output */
+    bool waiting;         /* paused before retrying a busy command */
+    struct event *tev;    /* the retry timer, made on first use */
+    long long busy_since; /* ms, when the current command first got TC_BUSY */
+    bool yielded;         /* stopped after -R commands with input left */
     bool close_after_write;
     bool closing;
     char addr[64];
@@ -195,6 +202,8 @@ static void conn_free(struct conn *c)
         cache_item_unref(w->srv->cache, c->item);
     event_free(c->rev);
     event_free(c->wev);
+    if (c->tev != NULL)
+        event_free(c->tev);
     evbuffer_free(c->out); /* releases item references still queued */
     c->rstart = c->rend;
     rbuf_put(c);
@@ -214,6 +223,21 @@ void conn_close_all(struct worker *w)
 {
     while (w->conns != NULL)
         conn_free(w->conns);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool conn_retry_later(struct conn *c)
+{
+    long long now = mono_ms();
+    if (c->busy_since == 0)
+        c->busy_since = now;
+    return now - c->busy_since < RETRY_GIVE_UP_MS;
 }
 
 void conn_close_after_write(struct conn *c)
@@ -302,6 +326,40 @@ void conn_discard_output(struct conn *c)
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
 }
 
+/* Drop what was added to the output after `mark` bytes (a command to be rerun). */
+static void truncate_output(struct conn *c, size_t mark)
+{
+    size_t len = evbuffer_get_length(c->out);
+    if (len <= mark)
+        return;
+    struct evbuffer *keep = evbuffer_new();
+    if (keep == NULL || evbuffer_remove_buffer(c->out, keep, mark) != (int)mark) {
+        if (keep != NULL)
+            evbuffer_free(keep);
+        c->closing = true;
+        return;
+    }
+    evbuffer_free(c->out); /* the dropped tail's item references go with it */
+    c->out = keep;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+
+/* Pause before running the busy command again; input is not read meanwhile. */
+static void pause_for_retry(struct conn *c)
+{
+    if (c->tev == NULL)
+        c->tev = evtimer_new(c->w->base, on_retry, c);
+    if (c->tev == NULL) {
+        c->closing = true;
+        return;
+    }
+    struct timeval tv = {0, RETRY_DELAY_US};
+    c->waiting = true;
+    event_del(c->rev);
+    evtimer_add(c->tev, &tv);
+}
+
 /* Write what we can. Returns true when the output is empty (or the
  * connection is broken and being closed), false when the socket is full. */
 static bool flush(struct conn *c)
@@ -364,13 +422,18 @@ static bool fill_value(struct conn *c)
     return c->crlf == 2;
 }
 
-static void finish_value(struct conn *c)
+/* Store the value just read (or retry a busy store). False: retry later. */
+static bool finish_value(struct conn *c)
 {
-    struct item *it = c->item;
+    bool valid = c->tail[0] == '\r' && c->tail[1] == '\n';
+    if (!process_value_read(c, c->item, c->op, c->cas, c->noreply, valid)) {
+        c->state = CONN_STORE_RETRY; /* c->item stays ours */
+        return false;
+    }
     c->item = NULL;
     c->state = CONN_CMD;
-    bool valid = c->tail[0] == '\r' && c->tail[1] == '\n';
-    process_value_read(c, it, c->op, c->cas, c->noreply, valid);
+    c->busy_since = 0;
+    return true;
 }
 
 /*
@@ -381,13 +444,16 @@ static void serve(struct conn *c)
 {
     unsigned budget = (unsigned)c->w->srv->set->reqs_per_event;
     unsigned served = 0;
-    while (!c->closing && !c->close_after_write && c->rbuf != NULL) {
-        if (c->state == CONN_VALUE) {
-            if (!fill_value(c))
+    while (!c->closing && !c->close_after_write && !c->waiting) {
+        if (c->state == CONN_STORE_RETRY || c->state == CONN_VALUE) {
+            if (c->state == CONN_VALUE && (c->rbuf == NULL || !fill_value(c)))
                 return;
-            finish_value(c);
+            if (!finish_value(c))
+                pause_for_retry(c);
             continue;
         }
+        if (c->rbuf == NULL)
+            return;
         if (c->state == CONN_SWALLOW) {
             size_t avail = c->rend - c->rstart;
             size_t n = c->swallow < avail ? c->swallow : avail;
@@ -415,6 +481,8 @@ static void serve(struct conn *c)
             c->closing = true;
             return;
         }
+        size_t line_start = c->rstart;
+        size_t out_mark = evbuffer_get_length(c->out);
         c->rstart += consumed;
         served++;
         c->last_cmd = cache_now(c->w->srv->cache);
@@ -422,7 +490,14 @@ static void serve(struct conn *c)
             tc_log(TC_LOG_DEBUG, "<%d %.*s", c->fd, (int)(line_len > 200 ? 200 : line_len), line);
         struct request req;
         proto_parse(line, line_len, &req);
-        process_request(c, &req);
+        if (!process_request(c, &req)) {
+            /* Busy: run this very line again in a moment. */
+            c->rstart = line_start;
+            truncate_output(c, out_mark);
+            pause_for_retry(c);
+            return;
+        }
+        c->busy_since = 0;
     }
 }
 
@@ -488,7 +563,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->blocked = false;
-        if (!c->closing && !c->close_after_write)
+        if (!c->closing && !c->close_after_write && !c->waiting)
             event_add(c->rev, NULL);
     } else if (what & EV_READ) {
         int r = read_input(c);
@@ -499,7 +574,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     }
     /* EV_TIMEOUT: resuming after a yield; nothing new to read. */
 
-    if (!c->blocked) {
+    if (!c->blocked && !c->waiting) {
         c->yielded = false;
         serve(c);
     }
@@ -525,8 +600,18 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
         event_active(c->rev, EV_TIMEOUT, 1);
         return;
     }
-    if (c->state == CONN_CMD)
+    if (c->state == CONN_CMD && !c->waiting)
         rbuf_put(c);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct conn *c = arg;
+    c->waiting = false;
+    if (!c->blocked)
+        event_add(c->rev, NULL);
+    on_event(fd, EV_TIMEOUT, c);
 }
 
 void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg)

@@ -54,6 +54,15 @@ void conn_read_value(struct conn *c, struct item *it, enum cache_store_op op, ui
 /* The next n bytes of input are a value to throw away. */
 void conn_swallow(struct conn *c, size_t n);
 
+/*
+ * The engine had no room yet (TC_BUSY). Returns true while the command may
+ * be retried: the caller returns "not done" and the connection pauses a
+ * millisecond, then runs the same command again (input stays unread
+ * meanwhile, so the client is slowed, not failed). Returns false after two
+ * seconds of retries: the caller answers with an error instead.
+ */
+bool conn_retry_later(struct conn *c);
+
 /* Close once the output written so far has been sent (quit). */
 void conn_close_after_write(struct conn *c);
 

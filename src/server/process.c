@@ -2,6 +2,11 @@
  * process.c: commands against the engine (see process.h). Replies follow
  * memcached 1.6 exactly; where memcached has a quirk we reproduce it and
  * say so next to the code.
+ *
+ * TC_BUSY from the engine (RAM has no room yet while the flash writer
+ * catches up) makes a command return "not done": the connection runs it
+ * again a moment later (conn_retry_later), and only after two seconds of
+ * that does the client get an out-of-memory error.
  */
 #include "process.h"
 
@@ -20,7 +25,7 @@ static void reply(struct conn *c, bool noreply, enum proto_reply r)
         conn_reply(c, r);
 }
 
-static void process_get(struct conn *c, const struct request *req)
+static bool process_get(struct conn *c, const struct request *req)
 {
     struct worker *w = conn_worker(c);
     bool touch = req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS;
@@ -34,15 +39,18 @@ static void process_get(struct conn *c, const struct request *req)
             /* memcached drops every reply not yet sent, then errors. */
             conn_discard_output(c);
             conn_reply(c, PROTO_R_CLIENT_ERROR_FORMAT);
-            return;
+            return true;
         }
         struct item *it;
         tc_status_e st = touch ? cache_get_touch(w->cw, key.s, key.n, exptime, &it)
                                : cache_get(w->cw, key.s, key.n, &it);
+        if (st == TC_BUSY && conn_retry_later(c))
+            return false; /* the whole line runs again; its output so far is dropped */
         if (st == TC_OK)
             conn_write_value(c, it, with_cas);
     }
     conn_reply(c, PROTO_R_END);
+    return true;
 }
 
 static enum cache_store_op store_op(enum proto_cmd cmd)
@@ -63,7 +71,7 @@ static enum cache_store_op store_op(enum proto_cmd cmd)
     }
 }
 
-static void process_update(struct conn *c, const struct request *req)
+static bool process_update(struct conn *c, const struct request *req)
 {
     struct worker *w = conn_worker(c);
     struct cache *cache = w->srv->cache;
@@ -73,7 +81,12 @@ static void process_update(struct conn *c, const struct request *req)
                                  cache_realtime(cache, req->exptime), (uint32_t)req->vlen, &it);
     if (st == TC_OK) {
         conn_read_value(c, it, op, req->cas, req->noreply);
-        return;
+        return true;
+    }
+    if (st == TC_BUSY) {
+        if (conn_retry_later(c))
+            return false; /* the value is not read yet: the line runs again */
+        st = TC_NO_MEMORY;
     }
     reply(c, req->noreply,
           st == TC_TOO_LARGE ? PROTO_R_SERVER_ERROR_TOO_LARGE : PROTO_R_SERVER_ERROR_OOM_STORE);
@@ -81,18 +94,21 @@ static void process_update(struct conn *c, const struct request *req)
     /* A failed set must not leave the old value readable (memcached). */
     if (op == CACHE_SET)
         cache_delete(w->cw, req->key.s, req->key.n);
+    return true;
 }
 
-void process_value_read(struct conn *c, struct item *it, enum cache_store_op op, uint64_t cas,
+bool process_value_read(struct conn *c, struct item *it, enum cache_store_op op, uint64_t cas,
                         bool noreply, bool valid)
 {
     struct worker *w = conn_worker(c);
     if (!valid) {
         reply(c, noreply, PROTO_R_CLIENT_ERROR_DATA_CHUNK);
         cache_item_unref(w->srv->cache, it);
-        return;
+        return true;
     }
     tc_status_e st = cache_store(w->cw, it, op, cas, NULL);
+    if (st == TC_BUSY && conn_retry_later(c))
+        return false;
     cache_item_unref(w->srv->cache, it);
     enum proto_reply r;
     switch (st) {
@@ -106,18 +122,21 @@ void process_value_read(struct conn *c, struct item *it, enum cache_store_op op,
         r = PROTO_R_NOT_FOUND;
         break;
     default:
-        r = PROTO_R_NOT_STORED;
-        break; /* incl. append past the size limit, as memcached */
+        r = PROTO_R_NOT_STORED; /* incl. append past the size limit, as memcached */
+        break;
     }
     reply(c, noreply, r);
+    return true;
 }
 
-static void process_arith(struct conn *c, const struct request *req)
+static bool process_arith(struct conn *c, const struct request *req)
 {
     struct worker *w = conn_worker(c);
     uint64_t v;
     tc_status_e st = cache_arith(w->cw, req->key.s, req->key.n, req->cmd == PROTO_CMD_INCR,
                                  req->delta, &v, NULL);
+    if (st == TC_BUSY && conn_retry_later(c))
+        return false;
     switch (st) {
     case TC_OK:
         if (!req->noreply) {
@@ -135,6 +154,31 @@ static void process_arith(struct conn *c, const struct request *req)
         reply(c, req->noreply, PROTO_R_SERVER_ERROR_OOM);
         break;
     }
+    return true;
+}
+
+static bool process_touch(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    tc_status_e st =
+        cache_touch(w->cw, req->key.s, req->key.n, cache_realtime(w->srv->cache, req->exptime));
+    if (st == TC_BUSY && conn_retry_later(c))
+        return false;
+    reply(c, req->noreply,
+          st == TC_OK          ? PROTO_R_TOUCHED
+          : st == TC_NOT_FOUND ? PROTO_R_NOT_FOUND
+                               : PROTO_R_SERVER_ERROR_OOM);
+    return true;
+}
+
+static void process_delete(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    tc_status_e st = cache_delete(w->cw, req->key.s, req->key.n);
+    reply(c, req->noreply,
+          st == TC_OK          ? PROTO_R_DELETED
+          : st == TC_NOT_FOUND ? PROTO_R_NOT_FOUND
+                               : PROTO_R_SERVER_ERROR_OOM);
 }
 
 static void process_flush_all(struct conn *c, const struct request *req)
@@ -176,39 +220,28 @@ static void process_shutdown(struct conn *c, const struct request *req)
     server_request_stop(srv);
 }
 
-void process_request(struct conn *c, const struct request *req)
+bool process_request(struct conn *c, const struct request *req)
 {
-    struct worker *w = conn_worker(c);
     switch (req->cmd) {
     case PROTO_CMD_GET:
     case PROTO_CMD_GETS:
     case PROTO_CMD_GAT:
     case PROTO_CMD_GATS:
-        process_get(c, req);
-        break;
+        return process_get(c, req);
     case PROTO_CMD_SET:
     case PROTO_CMD_ADD:
     case PROTO_CMD_REPLACE:
     case PROTO_CMD_APPEND:
     case PROTO_CMD_PREPEND:
     case PROTO_CMD_CAS:
-        process_update(c, req);
-        break;
-    case PROTO_CMD_DELETE:
-        reply(c, req->noreply,
-              cache_delete(w->cw, req->key.s, req->key.n) == TC_OK ? PROTO_R_DELETED
-                                                                   : PROTO_R_NOT_FOUND);
-        break;
+        return process_update(c, req);
     case PROTO_CMD_INCR:
     case PROTO_CMD_DECR:
-        process_arith(c, req);
-        break;
+        return process_arith(c, req);
     case PROTO_CMD_TOUCH:
-        reply(c, req->noreply,
-              cache_touch(w->cw, req->key.s, req->key.n,
-                          cache_realtime(w->srv->cache, req->exptime)) == TC_OK
-                  ? PROTO_R_TOUCHED
-                  : PROTO_R_NOT_FOUND);
+        return process_touch(c, req);
+    case PROTO_CMD_DELETE:
+        process_delete(c, req);
         break;
     case PROTO_CMD_FLUSH_ALL:
         process_flush_all(c, req);
@@ -243,4 +276,5 @@ void process_request(struct conn *c, const struct request *req)
         conn_reply(c, PROTO_R_ERROR);
         break;
     }
+    return true;
 }

@@ -329,7 +329,17 @@ int server_init(struct server *srv, struct server_settings *set)
     co.item_size_max = (uint32_t)set->item_size_max;
     co.growth_factor = set->growth_factor;
     co.chunk_min = (uint32_t)set->chunk_min;
+    if (set->flash_size > 0) {
+        co.flash_dir = set->data_dir;
+        co.flash_size = set->flash_size;
+        co.flash_sync = set->flash_sync;
+        co.flash_min_ttl = (uint32_t)set->flash_min_ttl;
+    }
     tc_status_e st = cache_create(&co, &srv->cache);
+    if (st == TC_BUSY) {
+        fprintf(stderr, "tiercached: data dir %s is in use by another tiercached\n", set->data_dir);
+        return 1;
+    }
     if (st != TC_OK) {
         tc_log(TC_LOG_ERROR, "cannot create the cache: %s", tc_strerror(st));
         return 1;

@@ -113,6 +113,10 @@ int settings_parse(struct server_settings *s, int argc, char **argv)
     case TC_OPTIONS_OK:
         break;
     }
+    if (s->flash_size != 0 && s->flash_size < 8 * MIB) {
+        fprintf(stderr, "tiercached: --flash-size must be 0 (RAM only) or at least 8m\n");
+        return -1;
+    }
     if (s->item_size_max > s->memory_limit / 2) {
         fprintf(stderr,
                 "tiercached: --max-item-size (-I) %llu is more than half of the memory "

@@ -38,6 +38,52 @@ static void stat_line(struct out *o, const char *name, const char *fmt, ...)
 
 #define U(name, v) stat_line(o, name, "%llu", (unsigned long long)(v))
 
+/* The tier lines, shared by `stats` and `stats tiers`. */
+static void tiers(struct out *o, struct server *srv)
+{
+    struct cache_tier_stats t;
+    cache_tier_stats_get(srv->cache, &t);
+    stat_line(o, "flash_enabled", "%s", t.flash_enabled ? "yes" : "no");
+    stat_line(o, "flash_degraded", "%s", t.flash_degraded ? "yes" : "no");
+    U("ram_items", t.ram_items);
+    U("ram_bytes", t.ram_bytes);
+    U("ram_limit_bytes", t.ram_limit);
+    U("flash_items", t.flash_items);
+    U("flash_bytes", t.flash_bytes);
+    U("flash_used_bytes", t.flash_used_bytes);
+    U("flash_disk_bytes", t.flash_disk_bytes);
+    U("flash_limit_bytes", t.flash_limit);
+    U("flash_batches", t.flash_batches);
+    U("demotions", t.demotions);
+    U("demotions_skipped_clean", t.demotions_skipped_clean);
+    U("demotions_failed", t.demotions_failed);
+    U("promotions", t.promotions);
+    U("flash_hits", t.flash_hits);
+    U("flash_misses", t.flash_misses);
+    U("filter_negatives", t.filter_negatives);
+    U("filter_items", t.filter_items);
+    U("filter_bytes", t.filter_bytes);
+    U("lmdb_lookups", t.lmdb_lookups);
+    U("flash_evictions", t.flash_evictions);
+    U("flash_evicted_batches", t.flash_evicted_batches);
+    U("flash_deletes", t.flash_deletes);
+    U("ram_dropped_clean", t.dropped_clean);
+    U("ram_dropped_dirty", t.dropped_dirty);
+    U("tombstones", t.tombstones);
+    U("ram_busy", t.busy);
+    U("writer_queue_ops", t.queue_ops);
+    U("writer_queue_bytes", t.queue_bytes);
+    U("writer_held_deletes", t.held_deletes);
+    U("writer_batches", t.batches);
+    U("writer_batch_ops", t.batch_ops);
+    U("writer_batch_max", t.batch_max);
+    U("writer_map_full", t.map_full);
+    U("flash_syncs", t.syncs);
+    U("flash_io_errors", t.io_errors);
+    U("heap_items", t.heap_items);
+    U("heap_bytes", t.heap_bytes);
+}
+
 static void general(struct out *o, struct server *srv)
 {
     struct cache_stats cs;
@@ -122,6 +168,7 @@ static void general(struct out *o, struct server *srv)
     U("moves_within_lru", cs.moves_within_lru);
     U("direct_reclaims", cs.direct_reclaims);
     U("total_malloced", cs.total_malloced);
+    tiers(o, srv);
 }
 
 static void items(struct out *o, struct server *srv)
@@ -255,6 +302,7 @@ void stats_write(struct conn *c, enum proto_stats_kind kind)
         conn_foreach(conn_worker(c), conns_emit, &o);
         break;
     case PROTO_STATS_TIERS:
+        tiers(&o, srv);
         break;
     case PROTO_STATS_DETAIL_ON:
     case PROTO_STATS_DETAIL_OFF:

@@ -1,0 +1,154 @@
+/*
+ * flash.h: the flash tier's storage, on LMDB. The only module that sees
+ * <lmdb.h>.
+ *
+ * On disk (one LMDB environment in the data dir):
+ *
+ *   batches   seq (uint64) -> a batch: the records written by one writer
+ *             transaction, appended in seq order (so pages are full and the
+ *             oldest batch is the first key: flash eviction drops it whole)
+ *   index     hash(key) (uint64) -> location (seq << 24 | offset), sorted
+ *             duplicates (two keys may share a hash)
+ *   meta      counters and markers
+ *
+ *   batch:   "TCB1" | u32 count | u32 crc32c(records) | records...
+ *   record:  u8 nkey | varint vlen | varint flags | u32 exptime | u32 atime |
+ *            u64 cas | key | value            (little endian)
+ *
+ * Items are looked up by hash, then confirmed by comparing the key in the
+ * record. A membership filter in RAM (filter.h) answers most misses without
+ * touching LMDB.
+ *
+ * Threads: readers (one struct flash_reader per worker thread) run short
+ * read transactions, reset after every lookup. One writer thread calls the
+ * flash_begin .. flash_commit functions. Nothing here takes engine locks.
+ */
+#ifndef TC_STORAGE_FLASH_H
+#define TC_STORAGE_FLASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tiercache/engine.h>
+
+struct flash;
+struct flash_reader;
+
+struct flash_options {
+    const char *dir;      /* created if missing */
+    uint64_t size;        /* hard bound on the data file, bytes */
+    int sync;             /* enum cache_flash_sync */
+    unsigned max_readers; /* reader handles that will exist at once */
+};
+
+/* A record as read from flash (pointers valid until flash_reader_end) or
+ * as given to flash_write. */
+struct flash_item {
+    const char *key;
+    size_t nkey;
+    const char *value;
+    uint32_t nbytes;
+    uint32_t flags;
+    uint32_t exptime;
+    uint32_t atime;
+    uint64_t cas;
+};
+
+/* Largest value a record can hold. */
+#define FLASH_VALUE_MAX ((16U << 20) - 1024)
+
+/*
+ * Open (creating) the environment in o->dir and empty it: the flash tier
+ * does not keep data across restarts yet. Returns TC_OK, TC_BUSY (another
+ * process holds the directory), TC_IO_ERROR (logged with the reason).
+ */
+tc_status_e flash_open(const struct flash_options *o, struct flash **out);
+
+/* Close; readers must be destroyed first. Accepts NULL; sets *f to NULL. */
+void flash_close(struct flash **f);
+
+/* ---- readers (any worker thread, one handle per thread) ---- */
+
+tc_status_e flash_reader_create(struct flash *f, struct flash_reader **out);
+void flash_reader_destroy(struct flash_reader **r);
+
+/* Filter check: false if the key is certainly not on flash. Counts a filter negative. */
+bool flash_maybe(struct flash_reader *r, uint64_t hv);
+
+/*
+ * Look up a key. On TC_OK *out points into the map; call flash_reader_end()
+ * when done with it. Returns TC_OK, TC_NOT_FOUND, TC_IO_ERROR (counted and
+ * logged once; the caller treats it as a miss).
+ */
+tc_status_e flash_get(struct flash_reader *r, uint64_t hv, const char *key, size_t nkey,
+                      struct flash_item *out);
+
+/* End the read transaction of the last flash_get. */
+void flash_reader_end(struct flash_reader *r);
+
+/* ---- the writer (one thread) ---- */
+
+/* Called for every record dropped by flash eviction, after the commit. */
+typedef void (*flash_evicted_fn)(void *arg, uint64_t hv, const char *key, size_t nkey,
+                                 uint64_t cas);
+
+/* Start a write transaction. TC_OK or TC_IO_ERROR. */
+tc_status_e flash_begin(struct flash *f);
+
+/*
+ * Write an item (replacing the key's older record, if any). *skipped is set
+ * when a record with the same key and CAS is already current (nothing
+ * written). Returns TC_OK, TC_TOO_LARGE, TC_NO_MEMORY (the map is full:
+ * abort, make room, retry), TC_IO_ERROR.
+ */
+tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *it, bool *skipped);
+
+/* Remove a key's record if there is one. TC_OK, TC_NO_MEMORY, TC_IO_ERROR. */
+tc_status_e flash_delete(struct flash *f, uint64_t hv, const char *key, size_t nkey);
+
+/*
+ * Seal the batch, evict the oldest batches if over budget, commit (syncing
+ * in "always" mode), then update the filter. Returns TC_OK, TC_NO_MEMORY
+ * (aborted: map full), TC_IO_ERROR (aborted).
+ */
+tc_status_e flash_commit(struct flash *f);
+
+/* Abandon the transaction. */
+void flash_abort(struct flash *f);
+
+/* Evict the oldest batches until `pct` percent of the budget is free, in a
+ * transaction of its own. TC_OK, TC_IO_ERROR. */
+tc_status_e flash_make_room(struct flash *f, unsigned pct);
+
+/* Report (then forget) the records dropped by committed evictions. */
+void flash_drain_evicted(struct flash *f, flash_evicted_fn cb, void *arg);
+
+/* fsync the environment (interval mode, shutdown). */
+tc_status_e flash_sync(struct flash *f);
+
+/* ---- statistics and testing ---- */
+
+struct flash_stats {
+    uint64_t items, live_bytes; /* records and their bytes */
+    uint64_t used_bytes, file_bytes, map_bytes;
+    uint64_t batches;
+    uint64_t filter_items, filter_bytes;
+    uint64_t lookups, hits, filter_negatives;
+    uint64_t writes, deletes, skipped_clean;
+    uint64_t evicted_items, evicted_batches;
+    uint64_t commits, syncs, errors;
+};
+
+/* Any thread. */
+void flash_stats_get(struct flash *f, struct flash_stats *out);
+
+/*
+ * Fault injection (tests): the nth LMDB call from now fails with `err`
+ * (an errno value or an MDB_* code); with `sticky`, every call from then
+ * on fails until flash_fault_clear(). Any thread.
+ */
+void flash_fault_inject(struct flash *f, long nth, int err, bool sticky);
+void flash_fault_clear(struct flash *f);
+
+#endif

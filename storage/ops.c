@@ -1,0 +1,508 @@
+/*
+ * ops.c: the engine's operations (engine.h) over both tiers: lookups,
+ * stores, deletes, arithmetic, touch and flush.
+ *
+ * Every operation on a key runs with the key's hash stripe held from the
+ * lookup to the last change, flash lookup included, so operations on one
+ * key are linearizable across tiers: a reply sent after an operation
+ * returns is never contradicted by a later read.
+ *
+ * A lookup (find) gives the key's current state: a live RAM item, a live
+ * flash record (RAM had no entry and the filter said maybe), or nothing (a
+ * tombstone, an expired or flushed entry, or a miss). Reads return flash
+ * records as heap copies, or bring them back to RAM on their second hit;
+ * changes to a flash-resident key build the new version in RAM, where it
+ * shadows the flash record until it is itself written back.
+ */
+#include "cache_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "numparse.h"
+
+#define REFCOUNT_LIMIT 60000
+
+/* What a lookup found. */
+struct found {
+    struct item *it;    /* live RAM item, or NULL */
+    struct item *entry; /* the key's table entry to replace on a store (item or tombstone) */
+    bool on_flash;      /* rec is a live flash record (reader open until found_end) */
+    struct flash_item rec;
+};
+
+static void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey,
+                    struct found *f, bool look_on_flash)
+{
+    struct cache *c = w->c;
+    memset(f, 0, sizeof(*f));
+    cache_time_t now = cache_now(c);
+    struct item *it = ht_find(c->ht, hv, key, nkey);
+    if (it != NULL) {
+        if (item_iflags(it) & ITEM_TOMBSTONE) {
+            f->entry = it;
+            return;
+        }
+        bool flushed;
+        if (!cache_item_is_dead(c, it, now, &flushed)) {
+            f->it = f->entry = it;
+            return;
+        }
+        if (flushed)
+            WCTR_INC(w->ctr.get_flushed);
+        else
+            WCTR_INC(w->ctr.get_expired);
+        if (!tier_remove_locked(w, it, hv, RM_EXPIRED, false))
+            f->entry = it; /* could not leave a tombstone: keep it, it reads as absent */
+        else
+            f->entry = ht_find(c->ht, hv, key, nkey); /* a tombstone, or NULL */
+        return;
+    }
+    if (!look_on_flash || c->flash == NULL || !flash_maybe(w->fr, hv))
+        return;
+    if (flash_get(w->fr, hv, key, nkey, &f->rec) != TC_OK) {
+        atomic_fetch_add_explicit(&c->tc.flash_misses, 1, memory_order_relaxed);
+        return;
+    }
+    if (cache_record_is_dead(c, f->rec.exptime, f->rec.atime, f->rec.cas, now)) {
+        flash_reader_end(w->fr);
+        atomic_fetch_add_explicit(&c->tc.flash_misses, 1, memory_order_relaxed);
+        return;
+    }
+    f->on_flash = true;
+}
+
+/* The key's current state in either tier. */
+static void find(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey, struct found *f)
+{
+    find_in(w, hv, key, nkey, f, true);
+}
+
+static void found_end(struct cache_worker *w, struct found *f)
+{
+    if (f->on_flash) {
+        flash_reader_end(w->fr);
+        f->on_flash = false;
+    }
+}
+
+static bool found_any(const struct found *f)
+{
+    return f->it != NULL || f->on_flash;
+}
+
+static uint64_t found_cas(const struct found *f)
+{
+    return f->it != NULL ? f->it->cas : f->rec.cas;
+}
+
+/* The current value, flags and expiry of what was found. */
+static void found_fields(const struct found *f, const char **value, uint32_t *nbytes,
+                         uint32_t *flags, uint32_t *exptime)
+{
+    if (f->it != NULL) {
+        *value = item_data_value(f->it);
+        *nbytes = f->it->nbytes;
+        *flags = f->it->flags;
+        *exptime = item_get_exptime(f->it);
+    } else {
+        *value = f->rec.value;
+        *nbytes = f->rec.nbytes;
+        *flags = f->rec.flags;
+        *exptime = f->rec.exptime;
+    }
+}
+
+/*
+ * A new unlinked item (refcount 1) in RAM. Returns TC_OK, TC_TOO_LARGE,
+ * TC_BUSY (room is coming: retry), TC_NO_MEMORY.
+ */
+static tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                            cache_time_t exptime, uint32_t nbytes, struct item **out)
+{
+    struct cache *c = w->c;
+    if (nkey == 0 || nkey > CACHE_KEY_MAX || nbytes > c->opts.item_size_max)
+        return TC_TOO_LARGE;
+    unsigned clsid;
+    bool busy;
+    struct item *it = cache_alloc_chunk(w, item_ntotal(nkey, nbytes), &clsid, &busy);
+    if (it == NULL)
+        return busy ? TC_BUSY : TC_NO_MEMORY;
+    uint16_t large = item_iflags(it) & ITEM_LARGE;
+    item_init(it, (uint8_t)clsid, key, nkey, flags, exptime, nbytes, cache_now(c));
+    if (large)
+        atomic_store_explicit(&it->iflags, large, memory_order_relaxed);
+    *out = it;
+    return TC_OK;
+}
+
+/*
+ * Bring a flash record into RAM with its own CAS and access time (clean if
+ * nothing about it changes). Stripe held. NULL if RAM has no room now.
+ */
+static struct item *materialize(struct cache_worker *w, uint64_t hv, const struct found *f,
+                                cache_time_t exptime, bool clean)
+{
+    struct item *it;
+    const struct flash_item *r = &f->rec;
+    if (new_item(w, r->key, r->nkey, r->flags, exptime, r->nbytes, &it) != TC_OK)
+        return NULL;
+    memcpy(item_data_value(it), r->value, r->nbytes);
+    it->cas = r->cas;
+    atomic_store_explicit(&it->atime, r->atime, memory_order_relaxed);
+    if (clean)
+        item_set_iflag(it, ITEM_CLEAN);
+    cache_link_locked(w->c, it, hv, f->entry, true);
+    atomic_fetch_add_explicit(&w->c->tc.promotions, 1, memory_order_relaxed);
+    return it;
+}
+
+/* A heap copy of a flash record, for a reader (not linked). */
+static struct item *heap_copy(struct cache *c, const struct flash_item *r)
+{
+    struct item *it = tier_heap_item(c, r->key, r->nkey, r->flags, r->exptime, r->nbytes, 0);
+    if (it == NULL)
+        return NULL;
+    memcpy(item_data_value(it), r->value, r->nbytes);
+    it->cas = r->cas;
+    atomic_store_explicit(&it->atime, r->atime, memory_order_relaxed);
+    return it;
+}
+
+/* ---------------------------------------------------------------------------
+ * Reads
+ * ------------------------------------------------------------------------- */
+
+/* Record a use of a live item: fetched, active, access time. */
+static void bump(struct cache_worker *w, struct item *it)
+{
+    cache_time_t now = cache_now(w->c);
+    item_set_iflag(it, ITEM_ACTIVE | ITEM_FETCHED);
+    if (item_get_atime(it) != now)
+        atomic_store_explicit(&it->atime, now, memory_order_relaxed);
+}
+
+/* A RAM item's expiry changes: flash's copy (if any) no longer matches. */
+static void set_exptime(struct item *it, cache_time_t exptime)
+{
+    atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
+    if (item_iflags(it) & ITEM_DEMOTING)
+        item_set_iflag(it, ITEM_REDIRTY);
+    item_clear_iflag(it, ITEM_CLEAN);
+}
+
+static void count_hit(struct cache_worker *w, const struct item *it, bool touch)
+{
+    if (item_iflags(it) & ITEM_HEAP)
+        return; /* flash hits are counted in the tier counters */
+    struct worker_class_counters *cc = &w->ctr.cls[it->clsid];
+    if (touch) {
+        WCTR_INC(cc->touch_hits);
+        return;
+    }
+    WCTR_INC(cc->get_hits);
+    switch (item_lru(it)) {
+    case LRU_HOT:
+        WCTR_INC(cc->hits_to_hot);
+        break;
+    case LRU_WARM:
+        WCTR_INC(cc->hits_to_warm);
+        break;
+    default:
+        WCTR_INC(cc->hits_to_cold);
+        break;
+    }
+}
+
+static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nkey, bool touch,
+                              cache_time_t exptime, struct item **out)
+{
+    struct cache *c = w->c;
+    uint64_t hv = ht_hash(key, nkey);
+    struct found f;
+    struct item *it = NULL;
+    tc_status_e st = TC_OK;
+
+    ht_lock(c->ht, hv);
+    find(w, hv, key, nkey, &f);
+    if (f.it != NULL && item_refcount(f.it) < REFCOUNT_LIMIT) {
+        it = f.it;
+        item_ref(it);
+        if (touch)
+            set_exptime(it, exptime);
+        bump(w, it);
+    } else if (f.on_flash) {
+        atomic_fetch_add_explicit(&c->tc.flash_hits, 1, memory_order_relaxed);
+        if (touch) {
+            /* The new expiry is a change: the item comes to RAM, dirty. */
+            it = materialize(w, hv, &f, exptime, false);
+            st = it != NULL ? TC_OK : TC_BUSY;
+        } else if (tier_promote(c->sketch, hv)) {
+            it = materialize(w, hv, &f, f.rec.exptime, true);
+        }
+        if (it != NULL) {
+            bump(w, it); /* materialize's reference is the caller's */
+        } else if (!touch) {
+            it = heap_copy(c, &f.rec);
+            st = it != NULL ? TC_OK : TC_NO_MEMORY;
+        }
+        if (it != NULL && (item_iflags(it) & ITEM_HEAP))
+            item_set_iflag(it, ITEM_FETCHED);
+        found_end(w, &f);
+    }
+    ht_unlock(c->ht, hv);
+
+    if (it == NULL) {
+        if (touch)
+            WCTR_INC(w->ctr.touch_misses);
+        else
+            WCTR_INC(w->ctr.get_misses);
+        return st == TC_OK ? TC_NOT_FOUND : st;
+    }
+    count_hit(w, it, touch);
+    *out = it;
+    return TC_OK;
+}
+
+tc_status_e cache_get(struct cache_worker *w, const char *key, size_t nkey, struct item **out)
+{
+    return get_common(w, key, nkey, false, 0, out);
+}
+
+tc_status_e cache_get_touch(struct cache_worker *w, const char *key, size_t nkey,
+                            cache_time_t exptime, struct item **out)
+{
+    return get_common(w, key, nkey, true, exptime, out);
+}
+
+tc_status_e cache_touch(struct cache_worker *w, const char *key, size_t nkey, cache_time_t exptime)
+{
+    struct item *it;
+    tc_status_e st = get_common(w, key, nkey, true, exptime, &it);
+    if (st == TC_OK)
+        cache_item_unref(w->c, it);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
+ * Writes
+ * ------------------------------------------------------------------------- */
+
+tc_status_e cache_alloc(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                        cache_time_t exptime, uint32_t nbytes, struct item **out)
+{
+    tc_status_e st = new_item(w, key, nkey, flags, exptime, nbytes, out);
+    if (st == TC_TOO_LARGE)
+        WCTR_INC(w->ctr.store_too_large);
+    else if (st == TC_NO_MEMORY)
+        WCTR_INC(w->ctr.store_no_memory);
+    return st;
+}
+
+/* append/prepend: a new item holding old and new bytes, with the old flags
+ * and expiry. Stripe held. */
+static tc_status_e concat(struct cache_worker *w, const struct found *f, struct item *add,
+                          bool append, struct item **out)
+{
+    const char *value;
+    uint32_t nbytes, flags, exptime;
+    found_fields(f, &value, &nbytes, &flags, &exptime);
+    uint64_t total = (uint64_t)nbytes + add->nbytes;
+    if (total > w->c->opts.item_size_max)
+        return TC_TOO_LARGE;
+    struct item *nu;
+    tc_status_e st = new_item(w, add->data, add->nkey, flags, exptime, (uint32_t)total, &nu);
+    if (st != TC_OK)
+        return st;
+    char *dst = item_data_value(nu);
+    if (append) {
+        memcpy(dst, value, nbytes);
+        memcpy(dst + nbytes, item_data_value(add), add->nbytes);
+    } else {
+        memcpy(dst, item_data_value(add), add->nbytes);
+        memcpy(dst + add->nbytes, value, nbytes);
+    }
+    *out = nu;
+    return TC_OK;
+}
+
+tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_store_op op,
+                        uint64_t cas, uint64_t *cas_out)
+{
+    struct cache *c = w->c;
+    uint64_t hv = ht_hash(it->data, it->nkey);
+    struct item *to_link = it;
+    struct item *combined = NULL;
+    tc_status_e st = TC_OK;
+    struct found f;
+
+    ht_lock(c->ht, hv);
+    /* A plain set does not care what flash holds: the new version shadows it. */
+    find_in(w, hv, it->data, it->nkey, &f, op != CACHE_SET);
+    bool exists = found_any(&f);
+    switch (op) {
+    case CACHE_SET:
+        break;
+    case CACHE_ADD:
+        if (exists) {
+            /* memcached refreshes the existing item's recency on a failed add. */
+            if (f.it != NULL)
+                atomic_store_explicit(&f.it->atime, cache_now(c), memory_order_relaxed);
+            st = TC_NOT_STORED;
+        }
+        break;
+    case CACHE_REPLACE:
+        if (!exists)
+            st = TC_NOT_STORED;
+        break;
+    case CACHE_CAS:
+        if (!exists) {
+            WCTR_INC(w->ctr.cas_misses);
+            st = TC_NOT_FOUND;
+        } else if (found_cas(&f) != cas) {
+            WCTR_INC(w->ctr.cls[it->clsid].cas_badval);
+            st = TC_EXISTS;
+        } else {
+            WCTR_INC(w->ctr.cls[it->clsid].cas_hits);
+        }
+        break;
+    case CACHE_APPEND:
+    case CACHE_PREPEND:
+        if (!exists)
+            st = TC_NOT_STORED;
+        else if (cas != 0 && cas != found_cas(&f))
+            st = TC_EXISTS;
+        else if ((st = concat(w, &f, it, op == CACHE_APPEND, &combined)) == TC_OK)
+            to_link = combined;
+        break;
+    }
+    found_end(w, &f);
+    if (st == TC_OK) {
+        WCTR_INC(w->ctr.cls[it->clsid].cmd_set);
+        /* A newer version in RAM shadows any flash record of the key. */
+        cache_link_locked(c, to_link, hv, f.entry, false);
+        if (cas_out != NULL)
+            *cas_out = to_link->cas;
+    } else if (st != TC_BUSY) {
+        WCTR_INC(w->ctr.cls[it->clsid].cmd_set);
+    }
+    ht_unlock(c->ht, hv);
+    if (combined != NULL)
+        cache_item_unref(c, combined);
+    return st;
+}
+
+tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
+{
+    struct cache *c = w->c;
+    uint64_t hv = ht_hash(key, nkey);
+    struct found f;
+    tc_status_e st = TC_OK;
+
+    ht_lock(c->ht, hv);
+    find(w, hv, key, nkey, &f);
+    if (f.it != NULL) {
+        unsigned clsid = f.it->clsid;
+        if (tier_remove_locked(w, f.it, hv, RM_DELETE, false))
+            WCTR_INC(w->ctr.cls[clsid].delete_hits);
+        else
+            st = TC_NO_MEMORY;
+    } else if (f.on_flash) {
+        /* Only on flash (RAM has no entry): a tombstone shadows it until the
+         * writer has removed the record. */
+        found_end(w, &f);
+        st = tier_tombstone_locked(w, hv, key, nkey) ? TC_OK : TC_NO_MEMORY;
+    } else {
+        WCTR_INC(w->ctr.delete_misses);
+        st = TC_NOT_FOUND;
+    }
+    ht_unlock(c->ht, hv);
+    return st;
+}
+
+tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
+                        uint64_t delta, uint64_t *value, uint64_t *cas_out)
+{
+    struct cache *c = w->c;
+    uint64_t hv = ht_hash(key, nkey);
+    tc_status_e st = TC_OK;
+    struct found f;
+    uint64_t v = 0;
+    unsigned clsid = 0;
+
+    ht_lock(c->ht, hv);
+    find(w, hv, key, nkey, &f);
+    const char *cur;
+    uint32_t nbytes, flags, exptime;
+    if (!found_any(&f)) {
+        st = TC_NOT_FOUND;
+    } else {
+        found_fields(&f, &cur, &nbytes, &flags, &exptime);
+        if (nbytes == 0 || !tc_strtoull(cur, nbytes, &v))
+            st = TC_NON_NUMERIC;
+    }
+    if (st == TC_OK) {
+        if (incr)
+            v += delta;
+        else
+            v = delta > v ? 0 : v - delta;
+        char buf[24];
+        size_t len = tc_u64toa(v, buf);
+        struct item *it = f.it;
+        if (it != NULL && len <= it->nbytes && item_refcount(it) == 1) {
+            /* Nobody else holds it: rewrite in place, space padded, as memcached. */
+            memcpy(item_data_value(it), buf, len);
+            memset(item_data_value(it) + len, ' ', it->nbytes - len);
+            it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
+            item_clear_iflag(it, ITEM_CLEAN);
+            bump(w, it);
+            clsid = it->clsid;
+            if (cas_out != NULL)
+                *cas_out = it->cas;
+        } else {
+            struct item *nu;
+            st = new_item(w, key, nkey, flags, exptime, (uint32_t)len, &nu);
+            if (st == TC_OK) {
+                memcpy(item_data_value(nu), buf, len);
+                cache_link_locked(c, nu, hv, f.entry, false);
+                clsid = nu->clsid;
+                if (cas_out != NULL)
+                    *cas_out = nu->cas;
+                cache_item_unref(c, nu);
+            } else if (st != TC_BUSY) {
+                st = TC_NO_MEMORY;
+            }
+        }
+    }
+    found_end(w, &f);
+    ht_unlock(c->ht, hv);
+
+    if (st == TC_NOT_FOUND) {
+        if (incr)
+            WCTR_INC(w->ctr.incr_misses);
+        else
+            WCTR_INC(w->ctr.decr_misses);
+    } else if (st == TC_OK) {
+        if (incr)
+            WCTR_INC(w->ctr.cls[clsid].incr_hits);
+        else
+            WCTR_INC(w->ctr.cls[clsid].decr_hits);
+        *value = v;
+    }
+    return st;
+}
+
+void cache_flush(struct cache_worker *w, cache_time_t when)
+{
+    struct cache *c = w->c;
+    WCTR_INC(w->ctr.flush_cmds);
+    if (when == 0 || when <= cache_now(c)) {
+        uint64_t boundary = atomic_load_explicit(&c->next_cas, memory_order_acquire);
+        uint64_t cur = atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
+        while (cur < boundary && !atomic_compare_exchange_weak(&c->flush_cas, &cur, boundary))
+            ;
+        atomic_store_explicit(&c->flush_at, 0, memory_order_release);
+    } else {
+        atomic_store_explicit(&c->flush_at, when, memory_order_release);
+    }
+}
