@@ -205,14 +205,15 @@ cache_time_t cache_started(const struct cache *c)
 }
 
 /*
- * Advance the clock. A delayed flush_all that falls due is turned into a CAS
- * boundary before the new time is published: items stored until now (with
- * the old time) got smaller CAS values than the boundary.
+ * Advance the clock. A delayed flush_all kills the items used at or before
+ * its second `due`. Once that second is over it is turned into a CAS
+ * boundary, taken before the new time is published: items stored until
+ * then (with a time <= due) got smaller CAS values than the boundary.
  */
 void cache_clock_tick(struct cache *c, cache_time_t now)
 {
     uint32_t due = atomic_load_explicit(&c->flush_at, memory_order_acquire);
-    if (due != 0 && now >= due) {
+    if (due != 0 && now > due) {
         uint64_t boundary = atomic_load_explicit(&c->next_cas, memory_order_acquire);
         uint64_t cur = atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
         while (cur < boundary && !atomic_compare_exchange_weak(&c->flush_cas, &cur, boundary))
@@ -278,7 +279,7 @@ bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time
         return true;
     }
     uint32_t due = atomic_load_explicit(&c->flush_at, memory_order_relaxed);
-    if (due != 0 && now >= due && item_get_atime(it) < due) {
+    if (due != 0 && now >= due && item_get_atime(it) <= due) {
         *flushed = true;
         return true;
     }
@@ -698,7 +699,9 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
     unsigned clsid = it != NULL ? it->clsid : 0;
     if (it == NULL) {
         st = TC_NOT_FOUND;
-    } else if (it->nbytes == 0 || !tc_strtoull(item_data_value(it), it->nbytes, &v)) {
+    } else if (it->nbytes == 0 || (item_iflags(it) & ITEM_LARGE) ||
+               !tc_strtoull(item_data_value(it), it->nbytes, &v)) {
+        /* memcached keeps items over 512 KiB in chunks and calls them non-numeric. */
         st = TC_NON_NUMERIC;
     } else {
         if (incr)
@@ -752,7 +755,7 @@ void cache_flush(struct cache_worker *w, cache_time_t when)
 {
     struct cache *c = w->c;
     WCTR_INC(w->ctr.flush_cmds);
-    if (when == 0 || when <= cache_now(c)) {
+    if (when == 0 || when < cache_now(c)) {
         uint64_t boundary = atomic_load_explicit(&c->next_cas, memory_order_acquire);
         uint64_t cur = atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
         while (cur < boundary && !atomic_compare_exchange_weak(&c->flush_cas, &cur, boundary))

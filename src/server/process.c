@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "log.h"
 #include "parse.h"
+#include "prefix.h"
 #include "server.h"
 #include "stats.h"
 
@@ -39,10 +40,13 @@ static void process_get(struct conn *c, const struct request *req)
         struct item *it;
         tc_status_e st = touch ? cache_get_touch(w->cw, key.s, key.n, exptime, &it)
                                : cache_get(w->cw, key.s, key.n, &it);
+        if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+            prefix_record_get(w->srv->prefix, key.s, key.n, st == TC_OK);
         if (st == TC_OK)
             conn_write_value(c, it, with_cas);
     }
     conn_reply(c, PROTO_R_END);
+    conn_commit(c); /* memcached sends after every get */
 }
 
 static enum cache_store_op store_op(enum proto_cmd cmd)
@@ -69,6 +73,8 @@ static void process_update(struct conn *c, const struct request *req)
     struct cache *cache = w->srv->cache;
     enum cache_store_op op = store_op(req->cmd);
     struct item *it;
+    if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+        prefix_record_set(w->srv->prefix, req->key.s, req->key.n);
     tc_status_e st = cache_alloc(w->cw, req->key.s, req->key.n, req->flags,
                                  cache_realtime(cache, req->exptime), (uint32_t)req->vlen, &it);
     if (st == TC_OK) {
@@ -142,9 +148,11 @@ static void process_flush_all(struct conn *c, const struct request *req)
     struct worker *w = conn_worker(c);
     if (req->has_delay && req->exptime > 0) {
         cache_time_t when = cache_realtime(w->srv->cache, req->exptime);
-        /* memcached quirk: a unix time before its start makes flush_all a no-op. */
+        /* memcached flushes what was stored up to the second before the one
+         * given (so "flush_all 1" is immediate); a unix time before its start
+         * makes flush_all a no-op. */
         if (when != 1)
-            cache_flush(w->cw, when);
+            cache_flush(w->cw, when - 1);
     } else {
         cache_flush(w->cw, 0);
     }
@@ -195,6 +203,8 @@ void process_request(struct conn *c, const struct request *req)
         process_update(c, req);
         break;
     case PROTO_CMD_DELETE:
+        if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+            prefix_record_delete(w->srv->prefix, req->key.s, req->key.n);
         reply(c, req->noreply,
               cache_delete(w->cw, req->key.s, req->key.n) == TC_OK ? PROTO_R_DELETED
                                                                    : PROTO_R_NOT_FOUND);
@@ -232,6 +242,7 @@ void process_request(struct conn *c, const struct request *req)
         break;
     case PROTO_CMD_MN:
         conn_reply(c, PROTO_R_MN);
+        conn_commit(c);
         break;
     case PROTO_CMD_REPLY:
         reply(c, req->noreply, req->reply);
