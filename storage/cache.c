@@ -239,14 +239,15 @@ cache_time_t cache_started(const struct cache *c)
 }
 
 /*
- * Advance the clock. A delayed flush_all that falls due is turned into a CAS
- * boundary before the new time is published: items stored until now (with
- * the old time) got smaller CAS values than the boundary.
+ * Advance the clock. A delayed flush_all kills the items used at or before
+ * its second `due`. Once that second is over it is turned into a CAS
+ * boundary, taken before the new time is published: items stored until
+ * then (with a time <= due) got smaller CAS values than the boundary.
  */
 void cache_clock_tick(struct cache *c, cache_time_t now)
 {
     uint32_t due = atomic_load_explicit(&c->flush_at, memory_order_acquire);
-    if (due != 0 && now >= due) {
+    if (due != 0 && now > due) {
         uint64_t boundary = atomic_load_explicit(&c->next_cas, memory_order_acquire);
         uint64_t cur = atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
         while (cur < boundary && !atomic_compare_exchange_weak(&c->flush_cas, &cur, boundary))
@@ -292,7 +293,7 @@ bool cache_record_is_dead(const struct cache *c, uint32_t exptime, uint32_t atim
     if (cas < atomic_load_explicit(&c->flush_cas, memory_order_relaxed))
         return true;
     uint32_t due = atomic_load_explicit(&c->flush_at, memory_order_relaxed);
-    return due != 0 && now >= due && atime < due;
+    return due != 0 && now >= due && atime <= due;
 }
 
 bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time_t now,

@@ -438,7 +438,9 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
         st = TC_NOT_FOUND;
     } else {
         found_fields(&f, &cur, &nbytes, &flags, &exptime);
-        if (nbytes == 0 || !tc_strtoull(cur, nbytes, &v))
+        /* memcached keeps items over 512 KiB in chunks and calls them non-numeric. */
+        if (nbytes == 0 || item_ntotal(nkey, nbytes) > c->pool.chunk_max ||
+            !tc_strtoull(cur, nbytes, &v))
             st = TC_NON_NUMERIC;
     }
     if (st == TC_OK) {
@@ -496,7 +498,7 @@ void cache_flush(struct cache_worker *w, cache_time_t when)
 {
     struct cache *c = w->c;
     WCTR_INC(w->ctr.flush_cmds);
-    if (when == 0 || when <= cache_now(c)) {
+    if (when == 0 || when < cache_now(c)) {
         uint64_t boundary = atomic_load_explicit(&c->next_cas, memory_order_acquire);
         uint64_t cur = atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
         while (cur < boundary && !atomic_compare_exchange_weak(&c->flush_cas, &cur, boundary))

@@ -211,9 +211,10 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
                         uint64_t delta, uint64_t *value, uint64_t *cas_out);
 
 /*
- * flush_all: every item stored before `when` (a cache_time_t; 0 or a time not
- * in the future means now) is invalid from `when` on. A later call replaces a
- * pending one.
+ * flush_all. when == 0 or a past time: every item stored so far is invalid
+ * now. Otherwise every item stored or used at or before the second `when`
+ * is invalid from that second on (memcached's rule, so the current second
+ * counts). A later call replaces a pending one.
  */
 void cache_flush(struct cache_worker *w, cache_time_t when);
 

@@ -34,6 +34,18 @@ static void opt_name(const struct tc_option *o, char *buf, size_t len)
         snprintf(buf, len, "-%c", o->short_name);
 }
 
+/* A plain decimal number: digits only, no sign, no space. */
+static bool all_digits(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+    }
+    return true;
+}
+
 /* Convert and store one value. Returns false with `err` filled. */
 static bool apply(const struct tc_option *o, const char *arg, char *err, size_t errlen)
 {
@@ -49,8 +61,7 @@ static bool apply(const struct tc_option *o, const char *arg, char *err, size_t 
         return true;
     case TC_OPT_UINT: {
         uint64_t v;
-        if (arg[0] == '\0' || !tc_strtoull(arg, strlen(arg), &v) || strchr(arg, ' ') != NULL ||
-            arg[0] == '-' || arg[0] == '+' || arg[0] == ' ') {
+        if (!all_digits(arg) || !tc_strtoull(arg, strlen(arg), &v)) {
             snprintf(err, errlen, "%s: '%s' is not a non-negative integer", name, arg);
             return false;
         }
@@ -144,8 +155,11 @@ static bool apply_extended(const struct tc_option *opts, size_t nopts, const cha
             snprintf(err, errlen, "-o: a text option must come last");
             ok = false;
         } else {
-            /* The value must outlive this call: point into argv, not the copy. */
-            ok = apply(found, arg + (eq + 1 - copy), err, errlen);
+            /* The value must outlive this call: point into argv, not the
+             * copy, and end it where the copy ends it (a trailing comma). */
+            char *v = (char *)arg + (eq + 1 - copy);
+            v[strlen(eq + 1)] = '\0';
+            ok = apply(found, v, err, errlen);
         }
     }
     free(copy);
@@ -193,7 +207,7 @@ enum tc_options_result tc_options_parse(const struct tc_option *opts, size_t nop
 
     enum tc_options_result result = TC_OPTIONS_OK;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then forgets its place in an earlier argv */
     int c;
     while (result == TC_OPTIONS_OK &&
            (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {

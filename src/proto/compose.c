@@ -88,6 +88,8 @@ size_t compose_number(char *buf, uint64_t v)
 
 size_t compose_stat(char *buf, size_t cap, const char *name, const char *value)
 {
+    if (cap == 0)
+        return 0;
     int n = snprintf(buf, cap, "STAT %s %s\r\n", name, value);
     if (n < 0)
         return 0;

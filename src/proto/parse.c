@@ -313,7 +313,7 @@ void proto_parse(const char *line, size_t len, struct request *req)
     char first = c->s[0];
     if (first == 'm' && c->n == 2) {
         if (c->s[1] == 'n')
-            reply(req, PROTO_R_MN);
+            req->cmd = PROTO_CMD_MN;
         else
             reply(req, PROTO_R_ERROR); /* meta commands: not yet */
     } else if (first == 'g') {

@@ -37,11 +37,11 @@
 #include "process.h"
 #include "server.h"
 
-#define RBUF_SIZE       16384      /* one read, as memcached's */
-#define RBUF_MAX        (8u << 20) /* longest multiget line we accept */
-#define RBUF_CACHE_MAX  16         /* idle read buffers kept per worker */
-#define DIRECT_READ_MIN 4096       /* read a value straight into its item past this */
-#define ZERO_COPY_MIN   8192       /* send values from the item itself past this */
+#define RBUF_SIZE       16384       /* one read, as memcached's */
+#define RBUF_MAX        (64u << 20) /* longest multiget line we accept */
+#define RBUF_CACHE_MAX  16          /* idle read buffers kept per worker */
+#define DIRECT_READ_MIN 4096        /* read a value straight into its item past this */
+#define ZERO_COPY_MIN   8192        /* send values from the item itself past this */
 
 #define RETRY_DELAY_US   1000 /* pause before running a busy command again */
 #define RETRY_GIVE_UP_MS 2000 /* then answer out of memory */
@@ -75,6 +75,7 @@ struct conn {
     struct event *tev;    /* the retry timer, made on first use */
     long long busy_since; /* ms, when the current command first got TC_BUSY */
     bool yielded;         /* stopped after -R commands with input left */
+    size_t committed;     /* output bytes that go out even if the client then closes */
     bool close_after_write;
     bool closing;
     char addr[64];
@@ -321,17 +322,21 @@ void conn_write_value(struct conn *c, struct item *it, bool with_cas)
     conn_write(c, "\r\n", 2);
 }
 
-void conn_discard_output(struct conn *c)
+void conn_commit(struct conn *c)
 {
-    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    c->committed = evbuffer_get_length(c->out);
 }
 
-/* Drop what was added to the output after `mark` bytes (a command to be rerun). */
+/* Drop what was added to the output after `mark` bytes. */
 static void truncate_output(struct conn *c, size_t mark)
 {
     size_t len = evbuffer_get_length(c->out);
     if (len <= mark)
         return;
+    if (mark == 0) {
+        evbuffer_drain(c->out, len);
+        return;
+    }
     struct evbuffer *keep = evbuffer_new();
     if (keep == NULL || evbuffer_remove_buffer(c->out, keep, mark) != (int)mark) {
         if (keep != NULL)
@@ -342,6 +347,12 @@ static void truncate_output(struct conn *c, size_t mark)
     evbuffer_free(c->out); /* the dropped tail's item references go with it */
     c->out = keep;
 }
+
+void conn_discard_output(struct conn *c)
+{
+    truncate_output(c, c->committed);
+}
+
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 
@@ -364,10 +375,11 @@ static void pause_for_retry(struct conn *c)
  * connection is broken and being closed), false when the socket is full. */
 static bool flush(struct conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+    while (c->committed > 0) {
+        int n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)c->committed);
         if (n > 0) {
             SCTR_ADD(c->w->st.bytes_written, (uint64_t)n);
+            c->committed -= (size_t)n;
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -375,6 +387,7 @@ static bool flush(struct conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         c->closing = true; /* peer gone */
+        c->committed = 0;
         conn_discard_output(c);
         return true;
     }
@@ -442,7 +455,8 @@ static bool finish_value(struct conn *c)
  */
 static void serve(struct conn *c)
 {
-    unsigned budget = (unsigned)c->w->srv->set->reqs_per_event;
+    /* memcached serves the command that woke it, then -R more. */
+    unsigned budget = (unsigned)c->w->srv->set->reqs_per_event + 1;
     unsigned served = 0;
     while (!c->closing && !c->close_after_write && !c->waiting) {
         if (c->state == CONN_STORE_RETRY || c->state == CONN_VALUE) {
@@ -577,9 +591,15 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     if (!c->blocked && !c->waiting) {
         c->yielded = false;
         serve(c);
+        /* Out of complete commands (or yielding): memcached sends what it
+         * has. In the middle of a value it holds its replies, and loses
+         * them if the client goes away before the value is complete. */
+        if (c->state == CONN_CMD && !c->closing)
+            conn_commit(c);
     }
     if (c->closing) {
         /* As memcached: replies not yet sent are dropped with the connection. */
+        flush(c);
         conn_free(c);
         return;
     }

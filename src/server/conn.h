@@ -40,7 +40,16 @@ void conn_reply(struct conn *c, enum proto_reply r);
  */
 void conn_write_value(struct conn *c, struct item *it, bool with_cas);
 
-/* Drop output not yet sent (memcached does on a bad key in a multiget). */
+/*
+ * The replies so far are final: they are sent even if the connection then
+ * closes. memcached sends after each get-family command, after mn, and when
+ * it runs out of complete commands; replies queued meanwhile are lost if the
+ * client disconnects in the middle of a value, and dropped by a multiget
+ * with a bad key. We keep the same points, so clients see the same bytes.
+ */
+void conn_commit(struct conn *c);
+
+/* Drop the replies queued since the last commit (a multiget with a bad key). */
 void conn_discard_output(struct conn *c);
 
 /*

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "log.h"
 #include "parse.h"
+#include "prefix.h"
 #include "server.h"
 #include "stats.h"
 
@@ -46,10 +47,13 @@ static bool process_get(struct conn *c, const struct request *req)
                                : cache_get(w->cw, key.s, key.n, &it);
         if (st == TC_BUSY && conn_retry_later(c))
             return false; /* the whole line runs again; its output so far is dropped */
+        if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+            prefix_record_get(w->srv->prefix, key.s, key.n, st == TC_OK);
         if (st == TC_OK)
             conn_write_value(c, it, with_cas);
     }
     conn_reply(c, PROTO_R_END);
+    conn_commit(c); /* memcached sends after every get */
     return true;
 }
 
@@ -79,14 +83,16 @@ static bool process_update(struct conn *c, const struct request *req)
     struct item *it;
     tc_status_e st = cache_alloc(w->cw, req->key.s, req->key.n, req->flags,
                                  cache_realtime(cache, req->exptime), (uint32_t)req->vlen, &it);
-    if (st == TC_OK) {
-        conn_read_value(c, it, op, req->cas, req->noreply);
-        return true;
-    }
     if (st == TC_BUSY) {
         if (conn_retry_later(c))
             return false; /* the value is not read yet: the line runs again */
         st = TC_NO_MEMORY;
+    }
+    if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+        prefix_record_set(w->srv->prefix, req->key.s, req->key.n);
+    if (st == TC_OK) {
+        conn_read_value(c, it, op, req->cas, req->noreply);
+        return true;
     }
     reply(c, req->noreply,
           st == TC_TOO_LARGE ? PROTO_R_SERVER_ERROR_TOO_LARGE : PROTO_R_SERVER_ERROR_OOM_STORE);
@@ -174,6 +180,8 @@ static bool process_touch(struct conn *c, const struct request *req)
 static void process_delete(struct conn *c, const struct request *req)
 {
     struct worker *w = conn_worker(c);
+    if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+        prefix_record_delete(w->srv->prefix, req->key.s, req->key.n);
     tc_status_e st = cache_delete(w->cw, req->key.s, req->key.n);
     reply(c, req->noreply,
           st == TC_OK          ? PROTO_R_DELETED
@@ -186,9 +194,11 @@ static void process_flush_all(struct conn *c, const struct request *req)
     struct worker *w = conn_worker(c);
     if (req->has_delay && req->exptime > 0) {
         cache_time_t when = cache_realtime(w->srv->cache, req->exptime);
-        /* memcached quirk: a unix time before its start makes flush_all a no-op. */
+        /* memcached flushes what was stored up to the second before the one
+         * given (so "flush_all 1" is immediate); a unix time before its start
+         * makes flush_all a no-op. */
         if (when != 1)
-            cache_flush(w->cw, when);
+            cache_flush(w->cw, when - 1);
     } else {
         cache_flush(w->cw, 0);
     }
@@ -265,6 +275,7 @@ bool process_request(struct conn *c, const struct request *req)
         break;
     case PROTO_CMD_MN:
         conn_reply(c, PROTO_R_MN);
+        conn_commit(c);
         break;
     case PROTO_CMD_REPLY:
         reply(c, req->noreply, req->reply);

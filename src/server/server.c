@@ -34,6 +34,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "prefix.h"
 
 #define RBUF_CACHE_MAX 16
 
@@ -345,6 +346,9 @@ int server_init(struct server *srv, struct server_settings *set)
         return 1;
     }
     srv->started = cache_now(srv->cache);
+    srv->prefix = prefix_stats_create();
+    if (srv->prefix == NULL)
+        return 1;
 
     srv->base = event_base_new();
     if (srv->base == NULL) {
@@ -427,6 +431,7 @@ void server_deinit(struct server *srv)
     if (srv->base != NULL)
         event_base_free(srv->base);
     cache_destroy(&srv->cache);
+    prefix_stats_destroy(&srv->prefix);
     if (srv->set->pid_file != NULL)
         unlink(srv->set->pid_file);
 }

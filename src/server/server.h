@@ -71,6 +71,7 @@ struct server {
     _Atomic uint64_t base_total_conns, base_rejected_conns; /* at `stats reset` */
     _Atomic int verbosity;
     _Atomic bool detail_enabled;
+    struct prefix_stats *prefix; /* `stats detail` counters */
     _Atomic int exit_code;
 };
 

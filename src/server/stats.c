@@ -15,6 +15,7 @@
 
 #include "compose.h"
 #include "conn.h"
+#include "prefix.h"
 #include "server.h"
 #include "settings.h"
 
@@ -271,6 +272,11 @@ static void conns_emit(void *arg, int fd, const char *addr, const char *state, u
     U(name, idle);
 }
 
+static void emit_raw(void *arg, const char *line, size_t len)
+{
+    conn_write(arg, line, len);
+}
+
 void stats_write(struct conn *c, enum proto_stats_kind kind)
 {
     struct server *srv = conn_worker(c)->srv;
@@ -281,6 +287,7 @@ void stats_write(struct conn *c, enum proto_stats_kind kind)
         break;
     case PROTO_STATS_RESET:
         cache_stats_reset(srv->cache);
+        prefix_clear(srv->prefix);
         atomic_store(&srv->base_total_conns, atomic_load(&srv->total_conns));
         atomic_store(&srv->base_rejected_conns, atomic_load(&srv->rejected_conns));
         conn_reply(c, PROTO_R_RESET);
@@ -310,7 +317,8 @@ void stats_write(struct conn *c, enum proto_stats_kind kind)
         conn_reply(c, PROTO_R_OK);
         return;
     case PROTO_STATS_DETAIL_DUMP:
-        break; /* no per-prefix statistics are kept: an empty dump */
+        prefix_dump(srv->prefix, emit_raw, c);
+        break;
     }
     conn_reply(c, PROTO_R_END);
 }
