@@ -42,8 +42,8 @@
 #include "hashtable.h"
 #include "log.h"
 
-#define BATCH_MAGIC     0x31424354U /* "TCB1" little endian */
-#define BATCH_HDR       12
+#define BATCH_MAGIC     0x32424354U /* "TCB2" little endian */
+#define BATCH_HDR       24
 #define LOC_OFFSET_BITS 24
 #define BATCH_MAX       ((1U << LOC_OFFSET_BITS) - 1)
 #define HIGH_PCT        90
@@ -89,6 +89,8 @@ struct flash {
     char *buf;
     size_t len, cap;
     uint32_t nrec;
+    uint32_t base_time; /* of the open batch: its first record's */
+    uint64_t base_cas;
     struct u64vec fadd, fdel;
     struct evicted *ev; /* records dropped by eviction, reported after commit */
     size_t nev, evcap, nev_begin;
@@ -104,9 +106,10 @@ struct flash {
     /* fault injection */
     _Atomic bool fault_armed;
     pthread_mutex_t fault_lock;
-    long fault_nth;
+    long fault_nth;  /* calls before the first failure */
+    long fault_left; /* failures still to give once firing; < 0: forever */
     int fault_err;
-    bool fault_sticky, fault_firing;
+    bool fault_firing;
 };
 
 /* ---------------------------------------------------------------------------
@@ -119,13 +122,14 @@ static int fault_hit(struct flash *f)
         return 0;
     int err = 0;
     pthread_mutex_lock(&f->fault_lock);
+    if (!f->fault_firing && f->fault_nth > 0 && --f->fault_nth == 0)
+        f->fault_firing = true;
     if (f->fault_firing) {
         err = f->fault_err;
-    } else if (f->fault_nth > 0 && --f->fault_nth == 0) {
-        err = f->fault_err;
-        f->fault_firing = f->fault_sticky;
-        if (!f->fault_sticky)
+        if (f->fault_left > 0 && --f->fault_left == 0) {
+            f->fault_firing = false;
             atomic_store(&f->fault_armed, false);
+        }
     }
     pthread_mutex_unlock(&f->fault_lock);
     return err;
@@ -137,12 +141,12 @@ static int fault_hit(struct flash *f)
         fault_ != 0 ? fault_ : (expr);                                                             \
     })
 
-void flash_fault_inject(struct flash *f, long nth, int err, bool sticky)
+void flash_fault_inject(struct flash *f, long nth, int err, long count)
 {
     pthread_mutex_lock(&f->fault_lock);
     f->fault_nth = nth;
     f->fault_err = err;
-    f->fault_sticky = sticky;
+    f->fault_left = count > 0 ? count : -1;
     f->fault_firing = false;
     pthread_mutex_unlock(&f->fault_lock);
     atomic_store(&f->fault_armed, true);
@@ -181,7 +185,7 @@ static tc_status_e translate(struct flash *f, int rc, const char *what)
  * Records
  * ------------------------------------------------------------------------- */
 
-static size_t varint_len(uint32_t v)
+static size_t varint_len(uint64_t v)
 {
     size_t n = 1;
     while (v >= 0x80) {
@@ -191,7 +195,7 @@ static size_t varint_len(uint32_t v)
     return n;
 }
 
-static size_t put_varint(char *p, uint32_t v)
+static size_t put_varint(char *p, uint64_t v)
 {
     size_t n = 0;
     while (v >= 0x80) {
@@ -202,11 +206,11 @@ static size_t put_varint(char *p, uint32_t v)
     return n;
 }
 
-static bool get_varint(const unsigned char *p, size_t avail, uint32_t *v, size_t *used)
+static bool get_varint(const unsigned char *p, size_t avail, uint64_t *v, size_t *used)
 {
-    uint32_t r = 0;
-    for (size_t i = 0; i < avail && i < 5; i++) {
-        r |= (uint32_t)(p[i] & 0x7f) << (7 * i);
+    uint64_t r = 0;
+    for (size_t i = 0; i < avail && i < 10; i++) {
+        r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
         if ((p[i] & 0x80) == 0) {
             *v = r;
             *used = i + 1;
@@ -216,24 +220,48 @@ static bool get_varint(const unsigned char *p, size_t avail, uint32_t *v, size_t
     return false;
 }
 
-static size_t record_size(size_t nkey, uint32_t nbytes, uint32_t flags)
+static inline uint64_t zigzag(int64_t v)
 {
-    return 1 + varint_len(nbytes) + varint_len(flags) + 4 + 4 + 8 + nkey + nbytes;
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
-static size_t record_put(char *p, const struct flash_item *it)
+static inline int64_t unzigzag(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+/* The fields of a record, as stored relative to its batch's base. */
+struct packed {
+    uint64_t exp, atime, cas;
+};
+
+static struct packed pack(const struct flash_item *it, uint32_t base_time, uint64_t base_cas)
+{
+    struct packed p;
+    p.exp = it->exptime == 0 ? 0 : zigzag((int64_t)it->exptime - base_time) + 1;
+    p.atime = zigzag((int64_t)it->atime - base_time);
+    p.cas = zigzag((int64_t)(it->cas - base_cas));
+    return p;
+}
+
+static size_t record_size(const struct flash_item *it, const struct packed *p)
+{
+    return 1 + varint_len(it->nbytes) + varint_len(it->flags) + varint_len(p->exp) +
+           varint_len(p->atime) + varint_len(p->cas) + it->nkey + it->nbytes;
+}
+
+static size_t record_put(char *dst, const struct flash_item *it, const struct packed *p)
 {
     size_t n = 0;
-    p[n++] = (char)it->nkey;
-    n += put_varint(p + n, it->nbytes);
-    n += put_varint(p + n, it->flags);
-    memcpy(p + n, &it->exptime, 4);
-    memcpy(p + n + 4, &it->atime, 4);
-    memcpy(p + n + 8, &it->cas, 8);
-    n += 16;
-    memcpy(p + n, it->key, it->nkey);
+    dst[n++] = (char)it->nkey;
+    n += put_varint(dst + n, it->nbytes);
+    n += put_varint(dst + n, it->flags);
+    n += put_varint(dst + n, p->exp);
+    n += put_varint(dst + n, p->atime);
+    n += put_varint(dst + n, p->cas);
+    memcpy(dst + n, it->key, it->nkey);
     n += it->nkey;
-    memcpy(p + n, it->value, it->nbytes);
+    memcpy(dst + n, it->value, it->nbytes);
     return n + it->nbytes;
 }
 
@@ -241,23 +269,28 @@ static size_t record_put(char *p, const struct flash_item *it)
 static bool record_get(const char *batch, size_t len, size_t off, struct flash_item *it,
                        size_t *size)
 {
-    if (off < BATCH_HDR || off >= len)
+    if (len < BATCH_HDR || off < BATCH_HDR || off >= len)
         return false;
+    uint32_t base_time;
+    uint64_t base_cas;
+    memcpy(&base_time, batch + 12, 4);
+    memcpy(&base_cas, batch + 16, 8);
     const unsigned char *p = (const unsigned char *)batch + off;
     size_t avail = len - off, n = 1, used;
+    uint64_t f[5]; /* vlen, flags, exp, atime, cas */
     it->nkey = p[0];
-    if (!get_varint(p + n, avail - n, &it->nbytes, &used))
+    for (int i = 0; i < 5; i++) {
+        if (n >= avail || !get_varint(p + n, avail - n, &f[i], &used))
+            return false;
+        n += used;
+    }
+    if (f[0] > UINT32_MAX || f[1] > UINT32_MAX)
         return false;
-    n += used;
-    if (n >= avail || !get_varint(p + n, avail - n, &it->flags, &used))
-        return false;
-    n += used;
-    if (avail - n < 16)
-        return false;
-    memcpy(&it->exptime, p + n, 4);
-    memcpy(&it->atime, p + n + 4, 4);
-    memcpy(&it->cas, p + n + 8, 8);
-    n += 16;
+    it->nbytes = (uint32_t)f[0];
+    it->flags = (uint32_t)f[1];
+    it->exptime = f[2] == 0 ? 0 : (uint32_t)((int64_t)base_time + unzigzag(f[2] - 1));
+    it->atime = (uint32_t)((int64_t)base_time + unzigzag(f[3]));
+    it->cas = base_cas + (uint64_t)unzigzag(f[4]);
     if (it->nkey == 0 || avail - n < it->nkey || avail - n - it->nkey < it->nbytes)
         return false;
     it->key = (const char *)p + n;
@@ -657,9 +690,11 @@ static tc_status_e seal(struct flash *f)
     if (f->nrec == 0)
         return TC_OK;
     uint32_t magic = BATCH_MAGIC, count = f->nrec;
-    uint32_t crc = tc_crc32c(0, f->buf + BATCH_HDR, f->len - BATCH_HDR);
     memcpy(f->buf, &magic, 4);
     memcpy(f->buf + 4, &count, 4);
+    memcpy(f->buf + 12, &f->base_time, 4);
+    memcpy(f->buf + 16, &f->base_cas, 8);
+    uint32_t crc = tc_crc32c(0, f->buf + 12, f->len - 12);
     memcpy(f->buf + 8, &crc, 4);
     uint64_t seq = f->seq;
     MDB_val k = {sizeof(seq), &seq}, v = {f->len, f->buf};
@@ -677,11 +712,20 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
     *skipped = false;
     if (it->nbytes > FLASH_VALUE_MAX || it->nkey == 0 || it->nkey > 255)
         return TC_TOO_LARGE;
-    size_t size = record_size(it->nkey, it->nbytes, it->flags);
+    if (f->nrec == 0) {
+        f->base_time = it->atime;
+        f->base_cas = it->cas;
+    }
+    struct packed pk = pack(it, f->base_time, f->base_cas);
+    size_t size = record_size(it, &pk);
     if (f->len + size > BATCH_MAX) {
         tc_status_e st = seal(f);
         if (st != TC_OK)
             return st;
+        f->base_time = it->atime;
+        f->base_cas = it->cas;
+        pk = pack(it, f->base_time, f->base_cas);
+        size = record_size(it, &pk);
     }
     if (f->len + size > f->cap) {
         size_t cap = f->cap;
@@ -716,7 +760,7 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
     }
 
     uint64_t loc = loc_make(f->seq, f->len);
-    record_put(f->buf + f->len, it);
+    record_put(f->buf + f->len, it, &pk);
     f->len += size;
     f->nrec++;
     MDB_val k = {sizeof(hv), &hv}, v = {sizeof(loc), &loc};

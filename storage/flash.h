@@ -11,9 +11,13 @@
  *             duplicates (two keys may share a hash)
  *   meta      counters and markers
  *
- *   batch:   "TCB1" | u32 count | u32 crc32c(records) | records...
- *   record:  u8 nkey | varint vlen | varint flags | u32 exptime | u32 atime |
- *            u64 cas | key | value            (little endian)
+ *   batch:   "TCB2" | u32 count | u32 crc32c(rest) | u32 base_time |
+ *            u64 base_cas | records...                   (little endian)
+ *   record:  u8 nkey | varint vlen | varint flags | varint exp | varint atime |
+ *            varint cas | key | value
+ *            exp: 0 never, else zigzag(exptime - base_time) + 1; atime, cas:
+ *            zigzag(x - base). Items of one batch are close in time and CAS,
+ *            so a 100-byte value's record header is ~8 bytes instead of 19.
  *
  * Items are looked up by hash, then confirmed by comparing the key in the
  * record. A membership filter in RAM (filter.h) answers most misses without
@@ -144,11 +148,11 @@ struct flash_stats {
 void flash_stats_get(struct flash *f, struct flash_stats *out);
 
 /*
- * Fault injection (tests): the nth LMDB call from now fails with `err`
- * (an errno value or an MDB_* code); with `sticky`, every call from then
- * on fails until flash_fault_clear(). Any thread.
+ * Fault injection (tests): from the nth LMDB call on (counting from now),
+ * `count` calls fail with `err` (an errno value or an MDB_* code); count 0:
+ * every call fails until flash_fault_clear(). Any thread.
  */
-void flash_fault_inject(struct flash *f, long nth, int err, bool sticky);
+void flash_fault_inject(struct flash *f, long nth, int err, long count);
 void flash_fault_clear(struct flash *f);
 
 #endif

@@ -69,7 +69,8 @@ static void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t
         atomic_fetch_add_explicit(&c->tc.flash_misses, 1, memory_order_relaxed);
         return;
     }
-    f->on_flash = true;
+        f->on_flash = true;
+    atomic_fetch_add_explicit(&c->tc.flash_hits, 1, memory_order_relaxed);
 }
 
 /* The key's current state in either tier. */
@@ -231,8 +232,7 @@ static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nk
         if (touch)
             set_exptime(it, exptime);
         bump(w, it);
-    } else if (f.on_flash) {
-        atomic_fetch_add_explicit(&c->tc.flash_hits, 1, memory_order_relaxed);
+        } else if (f.on_flash) {
         if (touch) {
             /* The new expiry is a change: the item comes to RAM, dirty. */
             it = materialize(w, hv, &f, exptime, false);

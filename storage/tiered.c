@@ -327,12 +327,17 @@ void cache_tier_stats_get(struct cache *c, struct cache_tier_stats *o)
     o->io_errors = fs.errors;
 }
 
-void cache_flash_fault_inject(struct cache *c, long nth, int err, bool sticky)
+void cache_flash_fault_inject(struct cache *c, long nth, int err, long count)
 {
     if (c->flash == NULL)
         return;
     if (nth <= 0)
         flash_fault_clear(c->flash);
     else
-        flash_fault_inject(c->flash, nth, err, sticky);
+        flash_fault_inject(c->flash, nth, err, count);
+}
+
+bool cache_flash_drain(struct cache *c, long timeout_ms)
+{
+    return c->writer == NULL || writer_drain(c->writer, timeout_ms);
 }

@@ -42,8 +42,10 @@ struct writer {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;
-    struct ring q;    /* guarded by lock */
-    uint64_t q_bytes; /* bytes of queued writes, guarded by lock */
+    struct ring q;           /* guarded by lock */
+    uint64_t enqueued, done; /* operations queued / finished, guarded by lock */
+    pthread_cond_t drained;  /* signalled when done catches up */
+    uint64_t q_bytes;        /* bytes of queued writes, guarded by lock */
     _Atomic bool degraded;
     struct ring held; /* deletes waiting for flash to come back (writer thread) */
     long long retry_at_ms;
@@ -123,6 +125,7 @@ bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint6
     }
     bool ok = ring_push(&w->q, op);
     if (ok) {
+        w->enqueued++;
         w->q_bytes += op_bytes(&op);
         publish(w);
         if (w->q.n == 1 || w->q.n == WRITER_BATCH_OPS)
@@ -135,6 +138,27 @@ bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint6
         TC_LOG_ONCE(TC_LOG_ERROR, "flash: cannot queue a delete: out of memory");
         return true;
     }
+    return ok;
+}
+
+bool writer_drain(struct writer *w, long timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->lock);
+    uint64_t target = w->enqueued;
+    pthread_cond_signal(&w->cond);
+    int err = 0;
+    while (w->done < target && err == 0)
+        err = pthread_cond_timedwait(&w->drained, &w->lock, &until);
+    bool ok = w->done >= target;
+    pthread_mutex_unlock(&w->lock);
     return ok;
 }
 
@@ -356,6 +380,8 @@ static void *writer_main(void *arg)
             w->next_sync_ms = now_ms() + 1000;
         }
         pthread_mutex_lock(&w->lock);
+        w->done += n;
+        pthread_cond_broadcast(&w->drained);
     }
     pthread_mutex_unlock(&w->lock);
     if (w->dirty_since_sync)
@@ -377,6 +403,7 @@ tc_status_e writer_start(struct cache *c, struct flash *f, uint64_t queue_max, i
     w->next_sync_ms = now_ms() + 1000;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->drained, NULL);
     int err = pthread_create(&w->thread, NULL, writer_main, w);
     if (err != 0) {
         tc_log(TC_LOG_ERROR, "flash: cannot start the writer thread: %s", strerror(err));
@@ -409,6 +436,7 @@ void writer_stop(struct writer **wp)
     free(w->held.v);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->drained);
     free(w);
     *wp = NULL;
 }

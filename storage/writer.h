@@ -72,6 +72,20 @@ bool writer_degraded(struct writer *w);
 /* Wake the thread (e.g. the engine is short of clean items). */
 void writer_kick(struct writer *w);
 
+/*
+ * Wait until everything queued before the call has been applied (or
+ * refused, if flash is failing), at most timeout_ms. Returns true if so.
+ * Any thread but the writer's.
+ */
+bool writer_drain(struct writer *w, long timeout_ms);
+
+/*
+ * Wait until everything queued before the call has been applied (or
+ * refused, if flash is failing), at most timeout_ms. Returns true if so.
+ * Any thread but the writer's.
+ */
+bool writer_drain(struct writer *w, long timeout_ms);
+
 void writer_stats_get(struct writer *w, struct writer_stats *out);
 
 #endif

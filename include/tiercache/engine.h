@@ -297,10 +297,18 @@ struct cache_tier_stats {
 void cache_tier_stats_get(struct cache *c, struct cache_tier_stats *out);
 
 /*
- * Tests: make the nth LMDB call from now fail with `err` (an errno value or
- * an LMDB code such as MDB_MAP_FULL = -30792); `sticky` makes every later
- * call fail too until cleared with nth = 0. No effect when RAM only.
+ * Tests: from the nth LMDB call on (counting from now), `count` calls fail
+ * with `err` (an errno value such as EIO or ENOSPC, or an LMDB code such as
+ * MDB_MAP_FULL = -30792); count 0 means every call until cleared with
+ * nth = 0. No effect when RAM only.
  */
-void cache_flash_fault_inject(struct cache *c, long nth, int err, bool sticky);
+void cache_flash_fault_inject(struct cache *c, long nth, int err, long count);
+
+/*
+ * Wait until every flash write and delete queued so far has been applied
+ * (or refused because flash is failing), at most timeout_ms. Returns true
+ * if so (also when RAM only).
+ */
+bool cache_flash_drain(struct cache *c, long timeout_ms);
 
 #endif

@@ -316,6 +316,33 @@ static int write_pid_file(const char *path)
     return 0;
 }
 
+/*
+ * Testing only: TIERCACHE_FLASH_FAULT=<nth>:<error>[:<count>] makes LMDB
+ * calls nth .. nth+count-1 fail (count 0 or absent: all from nth on) with
+ * <error>: EIO, ENOSPC, MAP_FULL or a number. Lets the integration tests
+ * prove each flash failure path on the real binary.
+ */
+static void inject_faults_from_env(struct server *srv)
+{
+    const char *spec = getenv("TIERCACHE_FLASH_FAULT");
+    if (spec == NULL || *spec == '\0')
+        return;
+    long nth = 0, count = 0;
+    char err_name[32] = "";
+    if (sscanf(spec, "%ld:%31[^:]:%ld", &nth, err_name, &count) < 2 || nth <= 0) {
+        tc_log(TC_LOG_WARN, "ignoring TIERCACHE_FLASH_FAULT=%s (want nth:error[:count])", spec);
+        return;
+    }
+    int err = strcmp(err_name, "EIO") == 0        ? EIO
+              : strcmp(err_name, "ENOSPC") == 0   ? ENOSPC
+              : strcmp(err_name, "MAP_FULL") == 0 ? -30792 /* MDB_MAP_FULL */
+                                                  : atoi(err_name);
+    tc_log(TC_LOG_WARN,
+           "TESTING: flash fault injection: LMDB call %ld on fails with %d (%ld times)", nth, err,
+           count);
+    cache_flash_fault_inject(srv->cache, nth, err, count);
+}
+
 int server_init(struct server *srv, struct server_settings *set)
 {
     memset(srv, 0, sizeof(*srv));
@@ -346,6 +373,7 @@ int server_init(struct server *srv, struct server_settings *set)
         return 1;
     }
     srv->started = cache_now(srv->cache);
+    inject_faults_from_env(srv);
     srv->prefix = prefix_stats_create();
     if (srv->prefix == NULL)
         return 1;

@@ -92,10 +92,33 @@ static bool alive(struct tserver *s)
     return waitpid(s->pid, &st, WNOHANG) == 0;
 }
 
-int ts_start_tiercached(struct tserver *s, const char *const *args)
+static bool names_data_dir(const char *const *args)
+{
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
+        if (strncmp(args[i], "--data-dir", 10) == 0)
+            return true;
+    }
+    return false;
+}
+
+void ts_remove_tree(const char *dir)
+{
+    if (dir == NULL || dir[0] == '\0' || strncmp(dir, "/tmp/", 5) != 0)
+        return; /* only our own scratch directories */
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    int r = system(cmd);
+    (void)r;
+}
+
+/* Start with a given port (0: any) and s->data_dir. */
+static int start_tiercached(struct tserver *s, const char *const *args, int port)
 {
     const char *bin = getenv("TIERCACHED_BIN") ? getenv("TIERCACHED_BIN") : TIERCACHED_BIN;
-    static const char *const fixed[] = {"-p", "0", NULL};
+    char portbuf[16], dirbuf[300];
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    snprintf(dirbuf, sizeof(dirbuf), "--data-dir=%s", s->data_dir);
+    const char *fixed[] = {"-p", portbuf, s->own_data_dir ? dirbuf : NULL, NULL};
     const char *argv[64];
     build_argv(argv, 64, bin, fixed, args);
     make_log_path(s, "tiercached");
@@ -116,8 +139,16 @@ int ts_start_tiercached(struct tserver *s, const char *const *args)
             }
             fclose(f);
         }
-        if (s->port > 0)
+        if (s->port > 0 && port == 0)
             return 0;
+        if (port != 0) {
+            int fd = ts_connect(port);
+            if (fd >= 0) {
+                close(fd);
+                s->port = port;
+                return 0;
+            }
+        }
         if (!alive(s)) {
             fprintf(stderr, "tiercached exited before listening; log %s\n", s->log_path);
             s->pid = -1;
@@ -127,6 +158,31 @@ int ts_start_tiercached(struct tserver *s, const char *const *args)
     }
     fprintf(stderr, "tiercached did not listen within 10 s; log %s\n", s->log_path);
     ts_stop(s);
+    return -1;
+}
+
+int ts_start_tiercached(struct tserver *s, const char *const *args)
+{
+    static int seq;
+    s->own_data_dir = !names_data_dir(args);
+    if (s->own_data_dir)
+        snprintf(s->data_dir, sizeof(s->data_dir), "/tmp/tc-test-%d-%d.data", (int)getpid(),
+                 seq++);
+    else
+        s->data_dir[0] = '\0';
+    return start_tiercached(s, args, 0);
+}
+
+int ts_restart_tiercached(struct tserver *s, const char *const *args)
+{
+    int port = s->port;
+    s->pid = -1;
+    /* The old process may still be releasing the port: try it a few times. */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        if (start_tiercached(s, args, port) == 0)
+            return 0;
+        pause_ms(100);
+    }
     return -1;
 }
 
@@ -160,6 +216,8 @@ int ts_start_memcached(struct tserver *s, const char *const *args)
         const char *argv[64];
         build_argv(argv, 64, bin, fixed, args);
         make_log_path(s, "memcached");
+        s->data_dir[0] = '\0';
+        s->own_data_dir = false;
         s->port = port;
         s->pid = spawn(bin, argv, s->log_path);
         if (s->pid < 0)
@@ -205,14 +263,19 @@ int ts_signal_wait(struct tserver *s, int sig, int timeout_ms)
 
 int ts_stop(struct tserver *s)
 {
-    if (s->pid <= 0)
-        return -1;
-    int st = ts_signal_wait(s, SIGTERM, 10000);
+    int st = -1;
     if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, &st, 0);
-        s->pid = -1;
-        return -1;
+        st = ts_signal_wait(s, SIGTERM, 10000);
+        if (s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            s->pid = -1;
+            st = -1;
+        }
+    }
+    if (s->own_data_dir) {
+        ts_remove_tree(s->data_dir);
+        s->own_data_dir = false;
     }
     return st;
 }

@@ -16,20 +16,31 @@ struct tserver {
     pid_t pid;
     int port;
     char log_path[256]; /* the server's stderr */
+    char data_dir[256]; /* tiercached's --data-dir, made up unless given; "" for memcached */
+    bool own_data_dir;  /* made up here: removed by ts_stop() */
 };
 
 /*
  * Start tiercached (the binary of this build, TIERCACHED_BIN) with -p 0 and
  * the given extra arguments (NULL-terminated, may be NULL), wait until it
- * listens. Returns 0 or -1 (with a reason on stderr).
+ * listens. Unless the arguments name a --data-dir, the server gets a fresh
+ * one of its own under /tmp, removed by ts_stop(). Returns 0 or -1 (with a
+ * reason on stderr).
  */
 int ts_start_tiercached(struct tserver *s, const char *const *args);
 
 /* Start /usr/bin/memcached (or $MEMCACHED_BIN) on a free port, wait until it answers. */
 int ts_start_memcached(struct tserver *s, const char *const *args);
 
-/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as waitpid gives it. */
+/* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status as waitpid gives it.
+ * Removes a data dir that ts_start_tiercached() made up. */
 int ts_stop(struct tserver *s);
+
+/* Start tiercached again with the same data dir and port (after a stop or a kill). */
+int ts_restart_tiercached(struct tserver *s, const char *const *args);
+
+/* rm -rf a directory (tests' own data dirs). */
+void ts_remove_tree(const char *dir);
 
 /* Send a signal and wait up to timeout_ms for the exit; returns the wait status or -1. */
 int ts_signal_wait(struct tserver *s, int sig, int timeout_ms);
