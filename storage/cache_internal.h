@@ -43,7 +43,8 @@ struct cls {
     alignas(64) pthread_mutex_t lock;
     struct slab_class slab;
     struct lru lru;
-    uint64_t mem_requested; /* sum of item_ntotal() of linked items */
+        uint64_t mem_requested; /* sum of item_ntotal() of linked items */
+    _Atomic uint32_t pages;  /* slab.npages, readable without the lock */
     struct cls_counters ctr;
 };
 
@@ -80,6 +81,7 @@ struct cache_worker {
 struct tier_counters {
     _Atomic uint64_t flash_hits, flash_misses, promotions, materialized;
     _Atomic uint64_t demotions_queued, dropped_clean, dropped_dirty, tombstones, busy;
+    _Atomic uint64_t invalidations;
     _Atomic uint64_t heap_items, heap_bytes;
 };
 
@@ -89,6 +91,7 @@ struct cache {
     unsigned nslab; /* slab classes are 1..nslab */
     unsigned large; /* the large class id, nslab + 1 */
     struct cls cls[CACHE_MAX_CLASSES];
+    _Atomic bool page_wanted[CACHE_MAX_CLASSES]; /* a class starved of pages: give it one */
     struct hashtable *ht;
 
     _Atomic uint64_t next_cas;  /* the next CAS to hand out */
@@ -110,7 +113,7 @@ struct cache {
     uint64_t crawl_reclaimed_pass;
     cache_time_t crawl_next;
     uint32_t crawl_interval;
-    _Atomic uint64_t crawler_starts, juggles;
+    _Atomic uint64_t crawler_starts, juggles, pages_moved;
 
     /* flash tier (NULL when RAM only) */
     struct flash *flash;
@@ -120,6 +123,9 @@ struct cache {
     uint32_t pending[HT_STRIPES]; /* queued writes per stripe, under the stripe's lock */
     struct cache_worker *maint_w; /* the maintainer's and crawler's own handle */
     struct tier_counters tc;
+    _Atomic uint64_t cas_lease; /* persisted: no CAS at or above it was handed out before */
+    _Atomic bool state_dirty;   /* flush state changed: the writer should persist it */
+    bool clean_stop;            /* cache_persist() ran: record a clean stop at destroy */
 
     /* workers and statistics */
     pthread_mutex_t workers_lock;
@@ -144,6 +150,7 @@ void cache_clock_tick(struct cache *c, cache_time_t now);
 struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy);
 void cache_link_locked(struct cache *c, struct item *it, uint64_t hv, struct item *prev,
                        bool keep_cas);
+bool cache_rebalance(struct cache *c);
 
 /* tiered.c: the flash side of the engine */
 struct item *tier_heap_item(struct cache *c, const char *key, size_t nkey, uint32_t flags,
@@ -151,6 +158,8 @@ struct item *tier_heap_item(struct cache *c, const char *key, size_t nkey, uint3
 bool tier_remove_locked(struct cache_worker *w, struct item *it, uint64_t hv, enum removal why,
                         bool reuse);
 bool tier_tombstone_locked(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey);
+void tier_invalidate_locked(struct cache *c, uint64_t hv, const char *key, size_t nkey);
+bool tier_may_be_on_flash(struct cache_worker *w, uint64_t hv);
 bool tier_usable(const struct cache *c);
 bool tier_start_demotion(struct cache *c, struct item *it, uint64_t hv);
 bool tier_preclean(struct cache *c, struct cls *k);
@@ -158,6 +167,7 @@ unsigned tier_preclean_locked(struct cache *c, struct cls *k, unsigned want);
 void cache_flash_done(struct cache *c, const struct wop *op, bool ok);
 void cache_flash_evicted(struct cache *c, uint64_t hv, const char *key, size_t nkey, uint64_t cas);
 tc_status_e tier_open(struct cache *c, const struct cache_options *o);
+void tier_stop_writer(struct cache *c);
 void tier_close(struct cache *c);
 
 /* maintainer.c */

@@ -23,8 +23,16 @@
  */
 #include "filter.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
 
 #define FP_BITS      12
 #define FP_MASK      ((1ULL << FP_BITS) - 1)
@@ -259,4 +267,140 @@ bool filter_full(const struct filter *f)
 size_t filter_bytes(const struct filter *f)
 {
     return sizeof(*f) + f->n * sizeof(uint64_t);
+}
+
+/* ---------------------------------------------------------------------------
+ * Snapshots
+ *
+ *   "TCFS" | u32 version | u64 tag | u64 buckets | u64 count | u64 victim |
+ *   u32 crc32c(buckets) | u32 0 | buckets (u64 each)          (little endian)
+ * ------------------------------------------------------------------------- */
+
+#define SNAP_MAGIC   0x53464354U /* "TCFS" */
+#define SNAP_VERSION 1
+
+struct snap_header {
+    uint32_t magic, version;
+    uint64_t tag, n, count, victim;
+    uint32_t crc, pad;
+};
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = read(fd, c, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        c += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+tc_status_e filter_save(const struct filter *f, const char *path, uint64_t tag)
+{
+    struct filter *mf = (struct filter *)f;
+    size_t bytes = f->n * sizeof(uint64_t);
+    uint64_t *copy = malloc(bytes ? bytes : 1);
+    if (copy == NULL)
+        return TC_NO_MEMORY;
+    for (uint64_t i = 0; i < f->n; i++)
+        copy[i] = atomic_load_explicit(&mf->buckets[i], memory_order_relaxed);
+    struct snap_header h = {
+        .magic = SNAP_MAGIC,
+        .version = SNAP_VERSION,
+        .tag = tag,
+        .n = f->n,
+        .count = atomic_load(&mf->count),
+        .victim = atomic_load(&mf->victim),
+        .crc = tc_crc32c(0, copy, bytes),
+    };
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok =
+        fd >= 0 && write_all(fd, &h, sizeof(h)) && write_all(fd, copy, bytes) && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    free(copy);
+    if (ok && rename(tmp, path) != 0)
+        ok = false;
+    if (!ok) {
+        unlink(tmp);
+        return TC_IO_ERROR;
+    }
+    /* Make the rename itself durable. */
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return TC_OK;
+}
+
+tc_status_e filter_load(const char *path, uint64_t tag, struct filter **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return TC_NOT_FOUND;
+    struct snap_header h;
+    struct stat st;
+    if (!read_all(fd, &h, sizeof(h)) || fstat(fd, &st) != 0 || h.magic != SNAP_MAGIC ||
+        h.version != SNAP_VERSION || h.n == 0 || h.n > 0xffffffffULL ||
+        (uint64_t)st.st_size != sizeof(h) + h.n * sizeof(uint64_t)) {
+        close(fd);
+        return TC_INVALID;
+    }
+    if (h.tag != tag) {
+        close(fd);
+        return TC_NOT_FOUND;
+    }
+    struct filter *f = calloc(1, sizeof(*f));
+    uint64_t *raw = malloc(h.n * sizeof(uint64_t));
+    f = f != NULL && raw != NULL ? f : (free(f), NULL);
+    if (f == NULL) {
+        free(raw);
+        close(fd);
+        return TC_NO_MEMORY;
+    }
+    bool ok = read_all(fd, raw, h.n * sizeof(uint64_t)) &&
+              tc_crc32c(0, raw, h.n * sizeof(uint64_t)) == h.crc;
+    close(fd);
+    f->buckets = (_Atomic uint64_t *)raw; /* same size and layout as the array of atomics */
+    if (!ok) {
+        free(raw);
+        free(f);
+        return TC_INVALID;
+    }
+    f->n = h.n;
+    atomic_init(&f->count, h.count);
+    atomic_init(&f->victim, h.victim);
+    atomic_init(&f->full, h.victim != 0);
+    f->rng = 0x2545F4914F6CDD1DULL;
+    *out = f;
+    return TC_OK;
 }

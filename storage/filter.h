@@ -61,4 +61,18 @@ bool filter_full(const struct filter *f);
 /* Bytes of RAM the filter uses. */
 size_t filter_bytes(const struct filter *f);
 
+/*
+ * Save to `path` atomically (a temporary file, fsync, rename, fsync of the
+ * directory), with a magic, a version, the caller's `tag` (what the filter
+ * matches) and a checksum. Writer thread, with no insert/remove running.
+ * TC_OK or TC_IO_ERROR.
+ */
+tc_status_e filter_save(const struct filter *f, const char *path, uint64_t tag);
+
+/*
+ * Load a filter saved with the same `tag`. TC_NOT_FOUND (no file, or another
+ * tag), TC_INVALID (damaged: bad magic, size or checksum), TC_NO_MEMORY.
+ */
+tc_status_e filter_load(const char *path, uint64_t tag, struct filter **out);
+
 #endif

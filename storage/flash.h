@@ -36,6 +36,8 @@
 
 #include <tiercache/engine.h>
 
+#include "flash_record.h"
+
 struct flash;
 struct flash_reader;
 
@@ -46,28 +48,57 @@ struct flash_options {
     unsigned max_readers; /* reader handles that will exist at once */
 };
 
-/* A record as read from flash (pointers valid until flash_reader_end) or
- * as given to flash_write. */
-struct flash_item {
-    const char *key;
-    size_t nkey;
-    const char *value;
-    uint32_t nbytes;
-    uint32_t flags;
-    uint32_t exptime;
-    uint32_t atime;
-    uint64_t cas;
-};
+/* (struct flash_item, a record as read or to be written, is in flash_record.h.) */
 
 /* Largest value a record can hold. */
 #define FLASH_VALUE_MAX ((16U << 20) - 1024)
 
 /*
- * Open (creating) the environment in o->dir and empty it: the flash tier
- * does not keep data across restarts yet. Returns TC_OK, TC_BUSY (another
- * process holds the directory), TC_IO_ERROR (logged with the reason).
+ * Open (creating) the environment in o->dir, keeping what an earlier run
+ * left there. Never scans the data: a clean earlier stop left a snapshot of
+ * the filter, which is loaded; after a crash the filter is rebuilt by the
+ * writer in the background (flash_rebuild_step) while lookups fall through
+ * to LMDB. A data dir that is not ours, from another format version, or
+ * damaged (unopenable, truncated, a bad batch at either end, a bad state
+ * record) is renamed to DIR.corrupt-<unixtime> with a log line, and an empty
+ * one is started. Returns TC_OK, TC_BUSY (another process holds the
+ * directory), TC_IO_ERROR (logged with the reason).
  */
 tc_status_e flash_open(const struct flash_options *o, struct flash **out);
+
+/* What flash_open found, for the engine's warm start. */
+struct flash_state {
+    bool fresh;         /* nothing was there (or it was moved aside) */
+    bool moved_aside;   /* the old data failed its checks and was renamed */
+    bool clean;         /* the last stop was clean */
+    bool filter_loaded; /* the filter came from the clean stop's snapshot */
+    uint64_t cas_lease; /* every CAS handed out before is below this */
+    uint64_t flush_cas; /* items with a smaller CAS are flushed */
+    uint32_t flush_at;  /* a pending delayed flush_all, 0 if none */
+    uint64_t items;
+    uint64_t shutdown_time;
+};
+
+void flash_state_get(struct flash *f, struct flash_state *out);
+
+/*
+ * Writer thread: the engine values to persist with every following commit
+ * (the CAS lease: no CAS at or above it has been handed out; the flush
+ * boundary and a pending delayed flush).
+ */
+void flash_set_engine_state(struct flash *f, uint64_t cas_lease, uint64_t flush_cas,
+                            uint32_t flush_at);
+
+/*
+ * After the writer has stopped: record a clean stop (the state with its
+ * clean mark, then a snapshot of the filter), and sync. TC_OK or TC_IO_ERROR.
+ */
+tc_status_e flash_mark_clean(struct flash *f);
+
+/* Writer thread: rebuild the filter by up to `budget` index keys. True while
+ * more remains (lookups meanwhile go to LMDB). */
+bool flash_rebuild_step(struct flash *f, size_t budget);
+bool flash_rebuilding(struct flash *f);
 
 /* Close; readers must be destroyed first. Accepts NULL; sets *f to NULL. */
 void flash_close(struct flash **f);
@@ -138,7 +169,8 @@ struct flash_stats {
     uint64_t used_bytes, file_bytes, map_bytes;
     uint64_t batches;
     uint64_t filter_items, filter_bytes;
-    uint64_t lookups, hits, filter_negatives;
+    uint64_t lookups, hits, filter_negatives, filter_bypassed;
+    bool filter_rebuilding;
     uint64_t writes, deletes, skipped_clean;
     uint64_t evicted_items, evicted_batches;
     uint64_t commits, syncs, errors;

@@ -36,15 +36,16 @@
 #include <tiercache/engine.h>
 
 enum item_iflag {
-    ITEM_LINKED = 1 << 0,    /* in the hash table (and an LRU list, unless HEAP) */
-    ITEM_ACTIVE = 1 << 1,    /* hit since it last moved in the LRU */
-    ITEM_FETCHED = 1 << 2,   /* hit at least once since it was stored */
-    ITEM_LARGE = 1 << 3,     /* its own mapping, not a slab chunk */
-    ITEM_DEMOTING = 1 << 4,  /* queued for the flash writer, which holds a reference */
-    ITEM_CLEAN = 1 << 5,     /* flash holds this very version (same CAS, same expiry) */
-    ITEM_HEAP = 1 << 6,      /* malloc'd (tombstone, flash copy, in-flight write), no LRU */
-    ITEM_TOMBSTONE = 1 << 7, /* "deleted": shadows flash until the flash delete commits */
-    ITEM_REDIRTY = 1 << 8,   /* changed (touched) while DEMOTING: do not mark clean */
+    ITEM_LINKED = 1 << 0,     /* in the hash table (and an LRU list, unless HEAP) */
+    ITEM_ACTIVE = 1 << 1,     /* hit since it last moved in the LRU */
+    ITEM_FETCHED = 1 << 2,    /* hit at least once since it was stored */
+    ITEM_LARGE = 1 << 3,      /* its own mapping, not a slab chunk */
+    ITEM_DEMOTING = 1 << 4,   /* queued for the flash writer, which holds a reference */
+    ITEM_CLEAN = 1 << 5,      /* flash holds this very version (same CAS, same expiry) */
+    ITEM_HEAP = 1 << 6,       /* malloc'd (tombstone, flash copy, in-flight write), no LRU */
+    ITEM_TOMBSTONE = 1 << 7,  /* "deleted": shadows flash until the flash delete commits */
+    ITEM_REDIRTY = 1 << 8,    /* changed (touched) while DEMOTING: do not mark clean */
+    ITEM_FREE_CHUNK = 1 << 9, /* not an item: a free slab chunk (set under the class lock) */
 };
 
 #define ITEM_LRU_SHIFT 14

@@ -69,7 +69,7 @@ static void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t
         atomic_fetch_add_explicit(&c->tc.flash_misses, 1, memory_order_relaxed);
         return;
     }
-        f->on_flash = true;
+    f->on_flash = true;
     atomic_fetch_add_explicit(&c->tc.flash_hits, 1, memory_order_relaxed);
 }
 
@@ -184,12 +184,22 @@ static void bump(struct cache_worker *w, struct item *it)
 }
 
 /* A RAM item's expiry changes: flash's copy (if any) no longer matches. */
-static void set_exptime(struct item *it, cache_time_t exptime)
+/* A change in place (expiry, incr): flash's copy no longer matches it. */
+static void changed_in_place(struct cache *c, struct item *it, uint64_t hv)
+{
+    uint16_t fl = item_iflags(it);
+    if (fl & ITEM_DEMOTING)
+        item_set_iflag(it, ITEM_REDIRTY);
+    if (fl & ITEM_CLEAN) {
+        item_clear_iflag(it, ITEM_CLEAN);
+        tier_invalidate_locked(c, hv, it->data, it->nkey);
+    }
+}
+
+static void set_exptime(struct cache *c, struct item *it, uint64_t hv, cache_time_t exptime)
 {
     atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
-    if (item_iflags(it) & ITEM_DEMOTING)
-        item_set_iflag(it, ITEM_REDIRTY);
-    item_clear_iflag(it, ITEM_CLEAN);
+    changed_in_place(c, it, hv);
 }
 
 static void count_hit(struct cache_worker *w, const struct item *it, bool touch)
@@ -230,13 +240,16 @@ static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nk
         it = f.it;
         item_ref(it);
         if (touch)
-            set_exptime(it, exptime);
+            set_exptime(c, it, hv, exptime);
         bump(w, it);
-        } else if (f.on_flash) {
+    } else if (f.on_flash) {
         if (touch) {
-            /* The new expiry is a change: the item comes to RAM, dirty. */
+            /* The new expiry is a change: the item comes to RAM, dirty, and
+             * the flash copy (old expiry) goes. */
             it = materialize(w, hv, &f, exptime, false);
             st = it != NULL ? TC_OK : TC_BUSY;
+            if (it != NULL)
+                tier_invalidate_locked(c, hv, key, nkey);
         } else if (tier_promote(c->sketch, hv)) {
             it = materialize(w, hv, &f, f.rec.exptime, true);
         }
@@ -379,7 +392,10 @@ tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_stor
     found_end(w, &f);
     if (st == TC_OK) {
         WCTR_INC(w->ctr.cls[it->clsid].cmd_set);
-        /* A newer version in RAM shadows any flash record of the key. */
+        /* A newer version in RAM shadows any flash record of the key, and
+         * the record is deleted so that a crash cannot bring it back. */
+        if (f.on_flash || (op == CACHE_SET && f.entry == NULL && tier_may_be_on_flash(w, hv)))
+            tier_invalidate_locked(c, hv, it->data, it->nkey);
         cache_link_locked(c, to_link, hv, f.entry, false);
         if (cas_out != NULL)
             *cas_out = to_link->cas;
@@ -456,7 +472,7 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
             memcpy(item_data_value(it), buf, len);
             memset(item_data_value(it) + len, ' ', it->nbytes - len);
             it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
-            item_clear_iflag(it, ITEM_CLEAN);
+            changed_in_place(c, it, hv);
             bump(w, it);
             clsid = it->clsid;
             if (cas_out != NULL)
@@ -466,6 +482,8 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
             st = new_item(w, key, nkey, flags, exptime, (uint32_t)len, &nu);
             if (st == TC_OK) {
                 memcpy(item_data_value(nu), buf, len);
+                if (f.on_flash)
+                    tier_invalidate_locked(c, hv, key, nkey);
                 cache_link_locked(c, nu, hv, f.entry, false);
                 clsid = nu->clsid;
                 if (cas_out != NULL)
@@ -507,4 +525,7 @@ void cache_flush(struct cache_worker *w, cache_time_t when)
     } else {
         atomic_store_explicit(&c->flush_at, when, memory_order_release);
     }
+    atomic_store(&c->state_dirty, true); /* the writer persists the new boundary */
+    if (c->writer != NULL)
+        writer_kick(c->writer);
 }

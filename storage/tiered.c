@@ -47,6 +47,14 @@ tc_status_e tier_open(struct cache *c, const struct cache_options *o)
     tc_status_e st = flash_open(&fo, &c->flash);
     if (st != TC_OK)
         return st;
+    /* Warm start: CAS values continue above everything handed out before,
+     * and flushes recorded before the stop still hold. */
+    struct flash_state fs;
+    flash_state_get(c->flash, &fs);
+    atomic_store(&c->next_cas, fs.cas_lease > 1 ? fs.cas_lease : 1);
+    atomic_store(&c->cas_lease, fs.cas_lease);
+    atomic_store(&c->flush_cas, fs.flush_cas);
+    atomic_store(&c->flush_at, fs.flush_at);
     c->sketch = calloc(1, sizeof(*c->sketch));
     if (c->sketch == NULL)
         return TC_NO_MEMORY;
@@ -57,6 +65,11 @@ tc_status_e tier_open(struct cache *c, const struct cache_options *o)
     if (qmax < (1ULL << 20))
         qmax = 1ULL << 20;
     return writer_start(c, c->flash, qmax, o->flash_sync, &c->writer);
+}
+
+void tier_stop_writer(struct cache *c)
+{
+    writer_stop(&c->writer);
 }
 
 void tier_close(struct cache *c)
@@ -114,6 +127,27 @@ static void queue_delete(struct cache *c, struct item *tomb, uint64_t hv)
 static struct item *new_tombstone(struct cache *c, const char *key, size_t nkey)
 {
     return tier_heap_item(c, key, nkey, 0, 0, 0, ITEM_TOMBSTONE);
+}
+
+void tier_invalidate_locked(struct cache *c, uint64_t hv, const char *key, size_t nkey)
+{
+    if (c->writer == NULL)
+        return;
+    /* An unlinked carrier for the key: the writer deletes the flash record,
+     * so that after a crash the old version cannot come back. */
+    struct item *carrier = tier_heap_item(c, key, nkey, 0, 0, 0, 0);
+    if (carrier == NULL) {
+        TC_LOG_ONCE(TC_LOG_WARN, "flash: out of memory for an invalidation: after a crash an "
+                                 "overwritten value could reappear");
+        return;
+    }
+    writer_enqueue(c->writer, WOP_DELETE, carrier, hv);
+    atomic_fetch_add_explicit(&c->tc.invalidations, 1, memory_order_relaxed);
+}
+
+bool tier_may_be_on_flash(struct cache_worker *w, uint64_t hv)
+{
+    return w->c->flash != NULL && (w->c->pending[stripe_of(hv)] > 0 || flash_maybe(w->fr, hv));
 }
 
 bool tier_tombstone_locked(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey)
@@ -340,4 +374,59 @@ void cache_flash_fault_inject(struct cache *c, long nth, int err, long count)
 bool cache_flash_drain(struct cache *c, long timeout_ms)
 {
     return c->writer == NULL || writer_drain(c->writer, timeout_ms);
+}
+
+struct persist_ctx {
+    struct cache *c;
+    cache_time_t now;
+    uint64_t queued;
+    bool refused;
+};
+
+/* Stripe held: queue one item if its current version is not on flash. */
+static void persist_visit(struct item *it, uint64_t hv, void *arg)
+{
+    struct persist_ctx *x = arg;
+    struct cache *c = x->c;
+    bool flushed;
+    uint16_t fl = item_iflags(it);
+    if ((fl & (ITEM_HEAP | ITEM_CLEAN | ITEM_DEMOTING)) || x->refused ||
+        cache_item_is_dead(c, it, x->now, &flushed) ||
+        !tier_admit(item_get_exptime(it), x->now, c->flash_min_ttl, it->nbytes, FLASH_VALUE_MAX))
+        return;
+    if (tier_start_demotion(c, it, hv))
+        x->queued++;
+    else
+        x->refused = true; /* the queue is full: drain, then go over this slice again */
+}
+
+tc_status_e cache_persist(struct cache *c, long timeout_ms, uint64_t *written)
+{
+    *written = 0;
+    if (c->flash == NULL)
+        return TC_OK;
+    maintainer_stop(c);
+    while (ht_is_growing(c->ht))
+        ht_grow_step(c->ht, 1 << 16);
+    struct persist_ctx x = {.c = c, .now = cache_now(c)};
+    uint64_t cursor = 0;
+    for (bool done = false; !done;) {
+        uint64_t slice = cursor;
+        x.refused = false;
+        done = ht_scan(c->ht, &cursor, 1024, persist_visit, &x);
+        if (x.refused) {
+            if (writer_degraded(c->writer) || !writer_drain(c->writer, timeout_ms))
+                break;
+            cursor = slice;
+            done = false;
+        }
+    }
+    *written = x.queued;
+    if (!writer_drain(c->writer, timeout_ms) || writer_degraded(c->writer)) {
+        tc_log(TC_LOG_ERROR, "flash: could not write everything before stopping: RAM-only "
+                             "items are lost, and the next start will be an unclean one");
+        return TC_IO_ERROR;
+    }
+    c->clean_stop = true;
+    return TC_OK;
 }

@@ -25,6 +25,8 @@
 
 #define WRITER_BATCH_OPS   2048
 #define WRITER_BATCH_BYTES (4U << 20)
+#define CAS_LEASE_AHEAD    (1ULL << 32) /* CAS values persisted ahead of use */
+#define REBUILD_SLICE      65536        /* index keys per filter rebuild step */
 #define RETRY_MIN_MS       1000
 #define RETRY_MAX_MS       30000
 
@@ -175,11 +177,37 @@ static void on_evicted(void *arg, uint64_t hv, const char *key, size_t nkey, uin
     cache_flash_evicted(w->c, hv, key, nkey, cas);
 }
 
+/*
+ * The engine state each commit persists: a CAS lease comfortably above
+ * every CAS handed out (so a restart after a crash never repeats one), the
+ * flush boundary and a pending delayed flush. Returns the lease.
+ */
+static uint64_t engine_state(struct writer *w)
+{
+    struct cache *c = w->c;
+    atomic_store(&c->state_dirty, false);
+    uint64_t next = atomic_load(&c->next_cas);
+    uint64_t lease = atomic_load(&c->cas_lease);
+    if (next + CAS_LEASE_AHEAD / 2 > lease)
+        lease = next + CAS_LEASE_AHEAD;
+    flash_set_engine_state(w->f, lease, atomic_load(&c->flush_cas), atomic_load(&c->flush_at));
+    return lease;
+}
+
+/* Whether the engine state needs a commit even with nothing queued. */
+static bool state_wanted(struct writer *w)
+{
+    struct cache *c = w->c;
+    return atomic_load(&c->state_dirty) ||
+           atomic_load(&c->next_cas) + CAS_LEASE_AHEAD / 2 > atomic_load(&c->cas_lease);
+}
+
 /* Apply ops in one transaction. Returns TC_OK, TC_NO_MEMORY or TC_IO_ERROR;
  * skipped[i]/failed[i] say what happened to each op on TC_OK. */
 static tc_status_e apply(struct writer *w, struct wop *ops, size_t n, bool *skipped, bool *failed)
 {
     struct flash *f = w->f;
+    uint64_t lease = engine_state(w);
     tc_status_e st = flash_begin(f);
     for (size_t i = 0; st == TC_OK && i < n; i++) {
         struct item *it = ops[i].it;
@@ -204,9 +232,13 @@ static tc_status_e apply(struct writer *w, struct wop *ops, size_t n, bool *skip
             st = TC_OK;
         }
     }
+    if (st != TC_OK) {
+        flash_abort(f);
+        return st;
+    }
+    st = flash_commit(f); /* aborts by itself on failure */
     if (st == TC_OK)
-        return flash_commit(f);
-    flash_abort(f);
+        atomic_store(&w->c->cas_lease, lease);
     return st;
 }
 
@@ -333,6 +365,19 @@ static void *writer_main(void *arg)
         if (w->q.n == 0) {
             if (w->stop)
                 break;
+            if (!degraded && state_wanted(w)) {
+                /* A flush or the CAS lease must reach flash: an empty commit. */
+                pthread_mutex_unlock(&w->lock);
+                run_batch(w, batch, 0);
+                pthread_mutex_lock(&w->lock);
+                continue;
+            }
+            if (!degraded && flash_rebuilding(w->f)) {
+                pthread_mutex_unlock(&w->lock);
+                flash_rebuild_step(w->f, REBUILD_SLICE);
+                pthread_mutex_lock(&w->lock);
+                continue;
+            }
             if (w->sync_mode == CACHE_FLASH_SYNC_INTERVAL && w->dirty_since_sync &&
                 now >= w->next_sync_ms) {
                 pthread_mutex_unlock(&w->lock);
@@ -369,10 +414,13 @@ static void *writer_main(void *arg)
         w->q_bytes -= bytes;
         publish(w);
         pthread_mutex_unlock(&w->lock);
-        if (degraded)
+        if (degraded) {
             refuse_batch(w, batch, n);
-        else
+        } else {
             run_batch(w, batch, n);
+            if (flash_rebuilding(w->f))
+                flash_rebuild_step(w->f, REBUILD_SLICE / 4); /* keep rebuilding under load */
+        }
         if (w->sync_mode == CACHE_FLASH_SYNC_INTERVAL && w->dirty_since_sync &&
             now_ms() >= w->next_sync_ms) {
             if (flash_sync(w->f) == TC_OK)

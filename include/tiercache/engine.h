@@ -311,4 +311,17 @@ void cache_flash_fault_inject(struct cache *c, long nth, int err, long count);
  */
 bool cache_flash_drain(struct cache *c, long timeout_ms);
 
+/*
+ * Graceful stop, first half: write to flash every live RAM item whose
+ * current version is not there yet (except items expiring within
+ * --flash-min-ttl), wait until the writer has applied everything, and
+ * remember to record a clean stop (with a snapshot of the filter, so the next
+ * start reads nothing) when the engine is destroyed. Call once no other
+ * thread uses the engine. *written gets the number of items queued.
+ * Returns TC_OK, or TC_IO_ERROR (flash is failing or the wait timed out:
+ * what did not reach flash is lost with RAM, and no clean stop is
+ * recorded). RAM only: TC_OK at once.
+ */
+tc_status_e cache_persist(struct cache *c, long timeout_ms, uint64_t *written);
+
 #endif

@@ -88,6 +88,7 @@ struct item_ref {
 };
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
+static bool flush(struct conn *c);
 
 struct worker *conn_worker(struct conn *c)
 {
@@ -222,8 +223,10 @@ static void conn_free(struct conn *c)
 
 void conn_close_all(struct worker *w)
 {
-    while (w->conns != NULL)
+    while (w->conns != NULL) {
+        flush(w->conns); /* replies already final go out if the socket takes them */
         conn_free(w->conns);
+    }
 }
 
 static long long mono_ms(void)
