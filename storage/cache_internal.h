@@ -43,8 +43,8 @@ struct cls {
     alignas(64) pthread_mutex_t lock;
     struct slab_class slab;
     struct lru lru;
-        uint64_t mem_requested; /* sum of item_ntotal() of linked items */
-    _Atomic uint32_t pages;  /* slab.npages, readable without the lock */
+    uint64_t mem_requested; /* sum of item_ntotal() of linked items */
+    _Atomic uint32_t pages; /* slab.npages, readable without the lock */
     struct cls_counters ctr;
 };
 

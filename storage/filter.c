@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,13 +278,18 @@ size_t filter_bytes(const struct filter *f)
  * ------------------------------------------------------------------------- */
 
 #define SNAP_MAGIC   0x53464354U /* "TCFS" */
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 
 struct snap_header {
     uint32_t magic, version;
     uint64_t tag, n, count, victim;
-    uint32_t crc, pad;
+    uint32_t crc, pad; /* crc32c of the fields above, then of the buckets */
 };
+
+static uint32_t snap_crc(const struct snap_header *h, const void *buckets, size_t bytes)
+{
+    return tc_crc32c(tc_crc32c(0, h, offsetof(struct snap_header, crc)), buckets, bytes);
+}
 
 static bool write_all(int fd, const void *p, size_t n)
 {
@@ -331,8 +337,8 @@ tc_status_e filter_save(const struct filter *f, const char *path, uint64_t tag)
         .n = f->n,
         .count = atomic_load(&mf->count),
         .victim = atomic_load(&mf->victim),
-        .crc = tc_crc32c(0, copy, bytes),
     };
+    h.crc = snap_crc(&h, copy, bytes);
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -388,7 +394,7 @@ tc_status_e filter_load(const char *path, uint64_t tag, struct filter **out)
         return TC_NO_MEMORY;
     }
     bool ok = read_all(fd, raw, h.n * sizeof(uint64_t)) &&
-              tc_crc32c(0, raw, h.n * sizeof(uint64_t)) == h.crc;
+              snap_crc(&h, raw, h.n * sizeof(uint64_t)) == h.crc;
     close(fd);
     f->buckets = (_Atomic uint64_t *)raw; /* same size and layout as the array of atomics */
     if (!ok) {

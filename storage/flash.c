@@ -102,8 +102,8 @@ tc_status_e flash_translate(struct flash *f, int rc, const char *what)
     if (rc == MDB_MAP_FULL)
         return TC_NO_MEMORY;
     atomic_fetch_add_explicit(&f->errors, 1, memory_order_relaxed);
-    TC_LOG_ONCE(TC_LOG_ERROR, "flash: %s failed: %s (further errors are only counted)", what,
-                err_text(rc));
+    TC_LOG_EVERY(10, TC_LOG_ERROR, "flash: %s failed: %s (errors so far: %llu)", what, err_text(rc),
+                 (unsigned long long)atomic_load_explicit(&f->errors, memory_order_relaxed));
     return TC_IO_ERROR;
 }
 
@@ -141,16 +141,19 @@ uint64_t flash_used_bytes(struct flash *f, MDB_txn *txn)
     return pages * f->psize;
 }
 
-void flash_publish(struct flash *f, MDB_txn *txn)
+void flash_space_get(struct flash *f, MDB_txn *txn, struct flash_space *sp)
+{
+    sp->used = flash_used_bytes(f, txn);
+    MDB_stat st;
+    sp->batches = mdb_stat(txn, f->bat, &st) == 0 ? st.ms_entries : 0;
+}
+
+void flash_publish(struct flash *f, const struct flash_space *sp)
 {
     atomic_store_explicit(&f->s_items, f->items, memory_order_relaxed);
     atomic_store_explicit(&f->s_bytes, f->bytes, memory_order_relaxed);
-    if (txn != NULL) {
-        atomic_store_explicit(&f->s_used, flash_used_bytes(f, txn), memory_order_relaxed);
-        MDB_stat st;
-        if (mdb_stat(txn, f->bat, &st) == 0)
-            atomic_store_explicit(&f->s_batches, st.ms_entries, memory_order_relaxed);
-    }
+    atomic_store_explicit(&f->s_used, sp->used, memory_order_relaxed);
+    atomic_store_explicit(&f->s_batches, sp->batches, memory_order_relaxed);
 }
 
 static int mkdir_p(const char *dir)
@@ -328,6 +331,43 @@ static bool batch_end_ok(MDB_txn *txn, MDB_dbi bat, MDB_cursor_op where)
 }
 
 /*
+ * Size transactions and the eviction band to the map. A write transaction
+ * needs free pages for its batch, for a copy of each index page it touches
+ * (up to one per operation) and, since LMDB reuses freed pages only a commit
+ * later, as many again for what the previous transaction freed. Small maps
+ * get smaller transactions (each at most 1/32 of the map) and a wider
+ * reserve; from about 1 GiB the fixed limits and a 10% reserve apply.
+ */
+static void flash_limits(struct flash *f)
+{
+    uint64_t size = f->o.size;
+    f->txn_bytes = TXN_MAX_BYTES;
+    if (f->txn_bytes > size / 32)
+        f->txn_bytes = (size_t)(size / 32);
+    f->txn_ops = TXN_MAX_OPS;
+    if (f->txn_ops > f->txn_bytes / f->psize)
+        f->txn_ops = f->txn_bytes / f->psize;
+    if (f->txn_ops < 16)
+        f->txn_ops = 16;
+    f->value_max = FLASH_VALUE_MAX;
+    if (f->value_max > size / 8)
+        f->value_max = (size_t)(size / 8);
+        /* dirty pages: the batch, an index page per record written and one per
+     * record its eviction drops; x3: the previous transaction's, and margin */
+    uint64_t reserve = 3 * ((uint64_t)f->txn_bytes + 2 * (uint64_t)f->txn_ops * f->psize);
+    if (reserve < size / 100 * (100 - HIGH_PCT))
+        reserve = size / 100 * (100 - HIGH_PCT);
+    f->high = size - reserve;
+    f->low = f->high - size / 100 * BAND_PCT;
+}
+
+void flash_txn_limits(struct flash *f, size_t *ops, size_t *bytes)
+{
+    *ops = f->txn_ops;
+    *bytes = f->txn_bytes;
+}
+
+/*
  * Open our databases and read the state. Returns NULL if all is well, else
  * why the directory must be moved aside (or sets *rc on an I/O failure).
  */
@@ -338,6 +378,7 @@ static const char *open_dbs(struct flash *f, int *rc, struct flash_state_rec *st
     mdb_env_info(f->env, &info);
     mdb_env_stat(f->env, &est);
     f->psize = est.ms_psize;
+    flash_limits(f);
     char path[4200];
     struct stat st;
     dir_file(f, "data.mdb", path, sizeof(path));
@@ -405,6 +446,7 @@ static int next_seq(struct flash *f, uint64_t *seq)
             memcpy(seq, k.mv_data, sizeof(*seq)), (*seq)++;
         if (rc == MDB_NOTFOUND)
             rc = 0;
+        mdb_cursor_close(c); /* a read-only transaction's abort does not */
     }
     mdb_txn_abort(txn);
     return rc;
@@ -512,8 +554,10 @@ tc_status_e flash_open(const struct flash_options *o, struct flash **out)
     }
     MDB_txn *txn;
     if (mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn) == 0) {
-        flash_publish(f, txn);
+        struct flash_space sp;
+        flash_space_get(f, txn, &sp);
         mdb_txn_abort(txn);
+        flash_publish(f, &sp);
     }
     f->cap = 1 << 20;
     f->buf = malloc(f->cap);
@@ -574,8 +618,7 @@ tc_status_e flash_mark_clean(struct flash *f)
         mdb_txn_abort(txn);
         return flash_translate(f, rc, "recording a clean stop");
     }
-    if ((rc = LMDB_CALL(f, mdb_txn_commit(txn))) != 0 ||
-        (rc = LMDB_CALL(f, mdb_env_sync(f->env, 1))) != 0)
+    if ((rc = flash_txn_commit(f, txn)) != 0 || (rc = LMDB_CALL(f, mdb_env_sync(f->env, 1))) != 0)
         return flash_translate(f, rc, "recording a clean stop");
     /* The filter snapshot, tagged with the transaction it matches. A crash
      * while writing it leaves the old file or none: the next start rebuilds. */
@@ -745,7 +788,8 @@ void flash_stats_get(struct flash *f, struct flash_stats *o)
     o->live_bytes = atomic_load_explicit(&f->s_bytes, memory_order_relaxed);
     o->used_bytes = atomic_load_explicit(&f->s_used, memory_order_relaxed);
     o->batches = atomic_load_explicit(&f->s_batches, memory_order_relaxed);
-    o->map_bytes = f->o.size;
+        o->map_bytes = f->o.size;
+    o->evict_above = f->high;
     char path[4200];
     snprintf(path, sizeof(path), "%s/data.mdb", f->o.dir);
     struct stat st;

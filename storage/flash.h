@@ -11,13 +11,16 @@
  *             duplicates (two keys may share a hash)
  *   meta      counters and markers
  *
- *   batch:   "TCB2" | u32 count | u32 crc32c(rest) | u32 base_time |
+ *   batch:   "TCB2" | u32 count | u32 crc32c(count, rest) | u32 base_time |
  *            u64 base_cas | records...                   (little endian)
  *   record:  u8 nkey | varint vlen | varint flags | varint exp | varint atime |
  *            varint cas | key | value
  *            exp: 0 never, else zigzag(exptime - base_time) + 1; atime, cas:
  *            zigzag(x - base). Items of one batch are close in time and CAS,
  *            so a 100-byte value's record header is ~8 bytes instead of 19.
+ *
+ * `hv` arguments are always ht_hash(key): eviction recomputes it from the
+ * records it drops, so any other hash would leave stale index entries.
  *
  * Items are looked up by hash, then confirmed by comparing the key in the
  * record. A membership filter in RAM (filter.h) answers most misses without
@@ -50,7 +53,7 @@ struct flash_options {
 
 /* (struct flash_item, a record as read or to be written, is in flash_record.h.) */
 
-/* Largest value a record can hold. */
+/* Largest value a record can hold (a small map holds at most 1/8 of its size). */
 #define FLASH_VALUE_MAX ((16U << 20) - 1024)
 
 /*
@@ -131,6 +134,9 @@ typedef void (*flash_evicted_fn)(void *arg, uint64_t hv, const char *key, size_t
 /* Start a write transaction. TC_OK or TC_IO_ERROR. */
 tc_status_e flash_begin(struct flash *f);
 
+/* How much one transaction should carry at most, for this map size. */
+void flash_txn_limits(struct flash *f, size_t *ops, size_t *bytes);
+
 /*
  * Write an item (replacing the key's older record, if any). *skipped is set
  * when a record with the same key and CAS is already current (nothing
@@ -166,7 +172,8 @@ tc_status_e flash_sync(struct flash *f);
 
 struct flash_stats {
     uint64_t items, live_bytes; /* records and their bytes */
-    uint64_t used_bytes, file_bytes, map_bytes;
+        uint64_t used_bytes, file_bytes, map_bytes;
+    uint64_t evict_above; /* a commit evicts when used_bytes passes this */
     uint64_t batches;
     uint64_t filter_items, filter_bytes;
     uint64_t lookups, hits, filter_negatives, filter_bypassed;

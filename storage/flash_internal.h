@@ -17,8 +17,10 @@
 
 #define FLASH_FORMAT      1           /* the data dir format this build reads and writes */
 #define FLASH_STATE_MAGIC 0x534d4354U /* "TCMS" */
-#define HIGH_PCT          90
-#define LOW_PCT           85
+#define HIGH_PCT          90          /* eviction starts above this much of the map */
+#define BAND_PCT          5           /* and frees this much more */
+#define TXN_MAX_OPS       2048
+#define TXN_MAX_BYTES     (4U << 20)
 #define FILTER_MIN        65536
 #define FILTER_GROWTH     1.12
 
@@ -66,6 +68,10 @@ struct flash {
     char path[4096];
     int lock_fd;
     size_t psize;
+    /* sized to the map (flash_limits): a transaction, with the pages it
+     * copies and those the previous one freed, must fit above `high` */
+    uint64_t high, low; /* eviction band, bytes used */
+    size_t txn_ops, txn_bytes, value_max;
     _Atomic(struct filter *) filter;
     pthread_mutex_t readers_lock;
     struct flash_reader *readers;
@@ -98,6 +104,8 @@ struct flash {
     char *evkeys;
     size_t evklen, evkcap, evklen_begin;
     uint64_t items, bytes, t_items, t_bytes;
+    /* counted in the transaction, added to the statistics when it commits */
+    uint64_t t_writes, t_deletes, t_skipped, t_ev_items, t_ev_batches;
 
     /* statistics */
     _Atomic uint64_t s_items, s_bytes, s_used, s_batches;
@@ -131,8 +139,27 @@ tc_status_e flash_read_at(struct flash *f, MDB_txn *txn, uint64_t loc, struct fl
 /* Pages in use by every database, in bytes, as `txn` sees them. */
 uint64_t flash_used_bytes(struct flash *f, MDB_txn *txn);
 
-/* Publish counters for flash_stats_get (after a commit). */
-void flash_publish(struct flash *f, MDB_txn *txn);
+/* Space figures of a transaction, read before it commits. */
+struct flash_space {
+    uint64_t used, batches;
+};
+void flash_space_get(struct flash *f, MDB_txn *txn, struct flash_space *sp);
+
+/* Publish counters for flash_stats_get after a commit (sp: the committed
+ * transaction's space figures). */
+void flash_publish(struct flash *f, const struct flash_space *sp);
+
+/* Commit `txn`; an injected fault aborts it instead. Either way it is gone,
+ * as after a real failed mdb_txn_commit. */
+static inline int flash_txn_commit(struct flash *f, MDB_txn *txn)
+{
+    int rc = flash_fault_hit(f);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
 
 /* The state record as it should be written now. */
 void flash_state_make(struct flash *f, struct flash_state_rec *r, uint64_t items, uint64_t bytes,
@@ -140,7 +167,7 @@ void flash_state_make(struct flash *f, struct flash_state_rec *r, uint64_t items
 
 bool flash_vec_push(struct u64vec *v, uint64_t x);
 
-/* flash_write.c: evict the oldest batches until `pct`% of the budget is used. */
-tc_status_e flash_evict_to(struct flash *f, unsigned pct);
+/* flash_write.c: evict the oldest batches until at most `target` bytes are used. */
+tc_status_e flash_evict_to(struct flash *f, uint64_t target);
 
 #endif

@@ -114,14 +114,24 @@ bool frec_get(const char *batch, size_t len, size_t off, struct flash_item *it, 
     return true;
 }
 
+void frec_batch_start(char *batch, uint32_t base_time, uint64_t base_cas)
+{
+    memcpy(batch + 12, &base_time, 4);
+    memcpy(batch + 16, &base_cas, 8);
+}
+
+static uint32_t batch_crc(const char *batch, size_t len)
+{
+    return tc_crc32c(tc_crc32c(0, batch + 4, 4), batch + 12, len - 12);
+}
+
 void frec_batch_seal(char *batch, size_t len, uint32_t count, uint32_t base_time, uint64_t base_cas)
 {
     uint32_t magic = FREC_BATCH_MAGIC;
     memcpy(batch, &magic, 4);
     memcpy(batch + 4, &count, 4);
-    memcpy(batch + 12, &base_time, 4);
-    memcpy(batch + 16, &base_cas, 8);
-    uint32_t crc = tc_crc32c(0, batch + 12, len - 12);
+    frec_batch_start(batch, base_time, base_cas);
+    uint32_t crc = batch_crc(batch, len);
     memcpy(batch + 8, &crc, 4);
 }
 
@@ -133,5 +143,5 @@ bool frec_batch_check(const char *batch, size_t len, uint32_t *count)
     memcpy(&magic, batch, 4);
     memcpy(count, batch + 4, 4);
     memcpy(&crc, batch + 8, 4);
-    return magic == FREC_BATCH_MAGIC && crc == tc_crc32c(0, batch + 12, len - 12);
+    return magic == FREC_BATCH_MAGIC && crc == batch_crc(batch, len);
 }

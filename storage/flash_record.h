@@ -3,7 +3,7 @@
  * functions, no LMDB: the flash module writes and reads with them, and the
  * offline tools can parse a data dir with them.
  *
- *   batch:   u32 magic "TCB2" | u32 count | u32 crc32c(bytes 12..end) |
+ *   batch:   u32 magic "TCB2" | u32 count | u32 crc32c(count, bytes 12..end) |
  *            u32 base_time | u64 base_cas | records...        (little endian)
  *   record:  u8 nkey | varint vlen | varint flags | varint exp | varint atime |
  *            varint cas | key | value
@@ -54,6 +54,9 @@ size_t frec_put(char *dst, const struct flash_item *it, const struct frec_packed
  * fit in the batch (a damaged batch never reads out of bounds).
  */
 bool frec_get(const char *batch, size_t len, size_t off, struct flash_item *it, size_t *size);
+
+/* Start a batch: its base time and CAS, against which records are encoded. */
+void frec_batch_start(char *batch, uint32_t base_time, uint64_t base_cas);
 
 /* Fill a batch's header (count, base values, checksum) once its records are in. */
 void frec_batch_seal(char *batch, size_t len, uint32_t count, uint32_t base_time,

@@ -5,7 +5,7 @@
  * Writing. The writer opens a transaction, adds records to an in-memory
  * batch and index entries pointing into it, and at commit appends the batch
  * under the next sequence number (MDB_APPEND: pages are filled completely),
- * evicts the oldest batches if the data passes 90% of the budget, rewrites
+ * evicts the oldest batches if the data passes the high mark, rewrites
  * the state record (counters, the engine's CAS lease and flush boundary),
  * and commits. Filter changes are applied only after a successful commit,
  * so the filter never forgets a key that is on flash. A full map
@@ -14,8 +14,9 @@
  *
  * Budget. The map size is the budget, so the data file can never grow past
  * it. "Used" is the pages of every database (from mdb_stat, exact and
- * cheap); eviction keeps it between 85% and 90% of the map, leaving LMDB
- * the free pages its copy-on-write needs.
+ * cheap); eviction keeps it in a band below a high mark (90% of the map,
+ * lower for small maps: flash_limits() in flash.c), leaving LMDB the free
+ * pages a transaction's copy-on-write needs.
  *
  * The filter. When it fills it is rebuilt 12% bigger from the index keys.
  * After an unclean stop it is rebuilt from scratch in slices
@@ -35,6 +36,16 @@
 
 tc_status_e flash_begin(struct flash *f)
 {
+    /* First, so that flash_abort() after a failed begin rewinds to here. */
+    f->seq_begin = f->seq;
+    f->len = FREC_BATCH_HDR;
+    f->nrec = 0;
+    f->t_items = f->items;
+    f->t_bytes = f->bytes;
+    f->t_writes = f->t_deletes = f->t_skipped = f->t_ev_items = f->t_ev_batches = 0;
+    f->fadd.n = f->fdel.n = 0;
+    f->nev_begin = f->nev;
+    f->evklen_begin = f->evklen;
     int rc = LMDB_CALL(f, mdb_txn_begin(f->env, NULL, 0, &f->wtxn));
     if (rc == 0 && (rc = LMDB_CALL(f, mdb_cursor_open(f->wtxn, f->idx, &f->wcur))) != 0) {
         mdb_txn_abort(f->wtxn);
@@ -44,14 +55,6 @@ tc_status_e flash_begin(struct flash *f)
         f->wtxn = NULL;
         return flash_translate(f, rc, "starting a write transaction");
     }
-    f->seq_begin = f->seq;
-    f->len = FREC_BATCH_HDR;
-    f->nrec = 0;
-    f->t_items = f->items;
-    f->t_bytes = f->bytes;
-    f->fadd.n = f->fdel.n = 0;
-    f->nev_begin = f->nev;
-    f->evklen_begin = f->evklen;
     return TC_OK;
 }
 
@@ -102,6 +105,15 @@ static tc_status_e idx_del(struct flash *f, uint64_t hv, uint64_t loc)
     return flash_translate(f, rc, "removing an index entry");
 }
 
+/* A new batch takes its base time and CAS from its first record. The header
+ * gets them now: records of the open batch are read back before it is sealed. */
+static void batch_start(struct flash *f, const struct flash_item *first)
+{
+    f->base_time = first->atime;
+    f->base_cas = first->cas;
+    frec_batch_start(f->buf, f->base_time, f->base_cas);
+}
+
 /* Append the open batch to the batches database and start the next one. */
 static tc_status_e seal(struct flash *f)
 {
@@ -122,20 +134,17 @@ static tc_status_e seal(struct flash *f)
 tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *it, bool *skipped)
 {
     *skipped = false;
-    if (it->nbytes > FLASH_VALUE_MAX || it->nkey == 0 || it->nkey > 255)
+    if (it->nbytes > f->value_max || it->nkey == 0 || it->nkey > 255)
         return TC_TOO_LARGE;
-    if (f->nrec == 0) {
-        f->base_time = it->atime;
-        f->base_cas = it->cas;
-    }
+    if (f->nrec == 0)
+        batch_start(f, it);
     struct frec_packed pk = frec_pack(it, f->base_time, f->base_cas);
     size_t size = frec_size(it, &pk);
     if (f->len + size > FREC_BATCH_MAX) {
         tc_status_e st = seal(f);
         if (st != TC_OK)
             return st;
-        f->base_time = it->atime;
-        f->base_cas = it->cas;
+        batch_start(f, it);
         pk = frec_pack(it, f->base_time, f->base_cas);
         size = frec_size(it, &pk);
     }
@@ -157,7 +166,7 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
     if (st == TC_OK) {
         if (rec.cas == it->cas) {
             *skipped = true;
-            atomic_fetch_add_explicit(&f->skipped, 1, memory_order_relaxed);
+            f->t_skipped++;
             return TC_OK;
         }
         if ((st = idx_del(f, hv, old)) != TC_OK)
@@ -180,7 +189,7 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
     if (rc != 0)
         return flash_translate(f, rc, "adding an index entry");
     f->t_bytes += size;
-    atomic_fetch_add_explicit(&f->writes, 1, memory_order_relaxed);
+    f->t_writes++;
     return TC_OK;
 }
 
@@ -200,7 +209,7 @@ tc_status_e flash_delete(struct flash *f, uint64_t hv, const char *key, size_t n
         return TC_IO_ERROR;
     f->t_items--;
     f->t_bytes -= size;
-    atomic_fetch_add_explicit(&f->deletes, 1, memory_order_relaxed);
+    f->t_deletes++;
     return TC_OK;
 }
 
@@ -265,7 +274,7 @@ static tc_status_e evict_oldest(struct flash *f)
                 f->t_bytes -= size;
                 if (!flash_vec_push(&f->fdel, hv) || !remember_evicted(f, hv, &rec))
                     st = TC_IO_ERROR;
-                atomic_fetch_add_explicit(&f->ev_items, 1, memory_order_relaxed);
+                f->t_ev_items++;
             } else if (rc != MDB_NOTFOUND) {
                 st = flash_translate(f, rc,
                                      "removing an evicted index entry"); /* superseded: fine */
@@ -276,17 +285,15 @@ static tc_status_e evict_oldest(struct flash *f)
             rc = LMDB_CALL(f, mdb_cursor_del(c, 0));
             st = flash_translate(f, rc, "dropping a batch");
             if (st == TC_OK)
-                atomic_fetch_add_explicit(&f->ev_batches, 1, memory_order_relaxed);
+                f->t_ev_batches++;
         }
     }
     mdb_cursor_close(c);
     return st;
 }
 
-/* Evict until at most `pct`% of the budget is used. */
-tc_status_e flash_evict_to(struct flash *f, unsigned pct)
+tc_status_e flash_evict_to(struct flash *f, uint64_t target)
 {
-    uint64_t target = f->o.size / 100 * pct;
     while (flash_used_bytes(f, f->wtxn) > target) {
         tc_status_e st = evict_oldest(f);
         if (st == TC_NOT_FOUND)
@@ -322,7 +329,7 @@ static tc_status_e filter_rebuild(struct flash *f)
         if (filter_create(cap, &nf) != TC_OK)
             return TC_NO_MEMORY;
         MDB_txn *txn;
-        MDB_cursor *c;
+        MDB_cursor *c = NULL;
         int rc = LMDB_CALL(f, mdb_txn_begin(f->env, NULL, MDB_RDONLY, &txn));
         if (rc != 0) {
             filter_destroy(&nf);
@@ -341,7 +348,9 @@ static tc_status_e filter_rebuild(struct flash *f)
         }
         if (rc != 0 && rc != MDB_NOTFOUND)
             ok = false;
-        mdb_txn_abort(txn); /* also closes the cursor */
+        if (c != NULL)
+            mdb_cursor_close(c); /* a read-only transaction's abort does not */
+        mdb_txn_abort(txn);
         if (!ok) {
             filter_destroy(&nf);
             if (rc != 0 && rc != MDB_NOTFOUND)
@@ -416,6 +425,7 @@ bool flash_rebuild_step(struct flash *f, size_t budget)
                 filter_destroy(&f->rb_filter);
                 f->rb_started = false;
                 f->rb_filter_grow++;
+                mdb_cursor_close(c);
                 mdb_txn_abort(txn);
                 return true;
             }
@@ -426,7 +436,8 @@ bool flash_rebuild_step(struct flash *f, size_t budget)
         f->rb_has_cursor = true;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
     }
-    mdb_txn_abort(txn); /* closes the cursor */
+    mdb_cursor_close(c); /* a read-only transaction's abort does not */
+    mdb_txn_abort(txn);
     if (rc != MDB_NOTFOUND)
         return true;
     /* Complete: it replaces the empty filter, and lookups use it again. */
@@ -475,13 +486,14 @@ static tc_status_e commit(struct flash *f)
     struct flash_state_rec r;
     flash_state_make(f, &r, f->t_items, f->t_bytes, false);
     MDB_val k = {5, "state"}, v = {sizeof(r), &r};
+    struct flash_space sp;
     int rc = LMDB_CALL(f, mdb_put(f->wtxn, f->meta, &k, &v, 0));
-    if (rc == 0)
-        flash_publish(f, f->wtxn);
-    if (rc == 0)
-        rc = LMDB_CALL(f, mdb_txn_commit(f->wtxn));
-    else
+    if (rc == 0) {
+        flash_space_get(f, f->wtxn, &sp); /* published only if it commits */
+        rc = flash_txn_commit(f, f->wtxn);
+    } else {
         mdb_txn_abort(f->wtxn);
+    }
     f->wtxn = NULL;
     f->wcur = NULL;
     if (rc != 0) {
@@ -492,7 +504,12 @@ static tc_status_e commit(struct flash *f)
     }
     f->items = f->t_items;
     f->bytes = f->t_bytes;
-    flash_publish(f, NULL);
+    flash_publish(f, &sp);
+    atomic_fetch_add_explicit(&f->writes, f->t_writes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&f->deletes, f->t_deletes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&f->skipped, f->t_skipped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&f->ev_items, f->t_ev_items, memory_order_relaxed);
+    atomic_fetch_add_explicit(&f->ev_batches, f->t_ev_batches, memory_order_relaxed);
     atomic_fetch_add_explicit(&f->commits, 1, memory_order_relaxed);
     if (f->o.sync == CACHE_FLASH_SYNC_ALWAYS)
         atomic_fetch_add_explicit(&f->syncs, 1, memory_order_relaxed);
@@ -503,8 +520,8 @@ static tc_status_e commit(struct flash *f)
 tc_status_e flash_commit(struct flash *f)
 {
     tc_status_e st = seal(f);
-    if (st == TC_OK && flash_used_bytes(f, f->wtxn) > f->o.size / 100 * HIGH_PCT)
-        st = flash_evict_to(f, LOW_PCT);
+    if (st == TC_OK && flash_used_bytes(f, f->wtxn) > f->high)
+        st = flash_evict_to(f, f->low);
     if (st != TC_OK) {
         flash_abort(f);
         return st;
@@ -526,7 +543,15 @@ tc_status_e flash_make_room(struct flash *f, unsigned pct)
         flash_abort(f);
         return st;
     }
-    return commit(f);
+    if ((st = commit(f)) != TC_OK)
+        return st;
+        /* LMDB reuses the pages a transaction freed only once a later one has
+     * committed: commit once more (the state record) so that the retry that
+     * follows finds the room made here. The room is made either way: a
+     * failure here only means the retry may need another round. */
+    if (flash_begin(f) == TC_OK && commit(f) != TC_OK)
+        tc_log(TC_LOG_DEBUG, "flash: the commit after making room failed");
+    return TC_OK;
 }
 
 tc_status_e flash_sync(struct flash *f)

@@ -28,6 +28,7 @@ struct found {
     struct item *it;    /* live RAM item, or NULL */
     struct item *entry; /* the key's table entry to replace on a store (item or tombstone) */
     bool on_flash;      /* rec is a live flash record (reader open until found_end) */
+    bool flash_error;   /* the filter said maybe but flash could not be read */
     struct flash_item rec;
 };
 
@@ -60,7 +61,11 @@ static void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t
     }
     if (!look_on_flash || c->flash == NULL || !flash_maybe(w->fr, hv))
         return;
-    if (flash_get(w->fr, hv, key, nkey, &f->rec) != TC_OK) {
+    tc_status_e st = flash_get(w->fr, hv, key, nkey, &f->rec);
+    if (st != TC_OK) {
+        /* A read error reads as a miss; a change must still shadow and
+         * delete whatever flash may hold (see cache_store, cache_delete). */
+        f->flash_error = st != TC_NOT_FOUND;
         atomic_fetch_add_explicit(&c->tc.flash_misses, 1, memory_order_relaxed);
         return;
     }
@@ -389,12 +394,13 @@ tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_stor
             to_link = combined;
         break;
     }
+    bool on_flash = f.on_flash || f.flash_error;
     found_end(w, &f);
     if (st == TC_OK) {
         WCTR_INC(w->ctr.cls[it->clsid].cmd_set);
         /* A newer version in RAM shadows any flash record of the key, and
          * the record is deleted so that a crash cannot bring it back. */
-        if (f.on_flash || (op == CACHE_SET && f.entry == NULL && tier_may_be_on_flash(w, hv)))
+        if (on_flash || (op == CACHE_SET && f.entry == NULL && tier_may_be_on_flash(w, hv)))
             tier_invalidate_locked(c, hv, it->data, it->nkey);
         cache_link_locked(c, to_link, hv, f.entry, false);
         if (cas_out != NULL)
@@ -423,9 +429,11 @@ tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
             WCTR_INC(w->ctr.cls[clsid].delete_hits);
         else
             st = TC_NO_MEMORY;
-    } else if (f.on_flash) {
+    } else if (f.on_flash || f.flash_error) {
         /* Only on flash (RAM has no entry): a tombstone shadows it until the
-         * writer has removed the record. */
+         * writer has removed the record. If flash could not be read, the
+         * key is most likely there (the filter said so): delete it all the
+         * same, so that it cannot come back when flash does. */
         found_end(w, &f);
         st = tier_tombstone_locked(w, hv, key, nkey) ? TC_OK : TC_NO_MEMORY;
     } else {
@@ -478,10 +486,14 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
             if (cas_out != NULL)
                 *cas_out = it->cas;
         } else {
+            /* A flash record is the sole copy, as an unshared RAM item
+             * would be: the result is padded to the old length likewise. */
+            uint32_t nlen = f.on_flash && len <= nbytes ? nbytes : (uint32_t)len;
             struct item *nu;
-            st = new_item(w, key, nkey, flags, exptime, (uint32_t)len, &nu);
+            st = new_item(w, key, nkey, flags, exptime, nlen, &nu);
             if (st == TC_OK) {
                 memcpy(item_data_value(nu), buf, len);
+                memset(item_data_value(nu) + len, ' ', nlen - len);
                 if (f.on_flash)
                     tier_invalidate_locked(c, hv, key, nkey);
                 cache_link_locked(c, nu, hv, f.entry, false);

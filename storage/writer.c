@@ -23,12 +23,10 @@
 #include "flash.h"
 #include "log.h"
 
-#define WRITER_BATCH_OPS   2048
-#define WRITER_BATCH_BYTES (4U << 20)
-#define CAS_LEASE_AHEAD    (1ULL << 32) /* CAS values persisted ahead of use */
-#define REBUILD_SLICE      65536        /* index keys per filter rebuild step */
-#define RETRY_MIN_MS       1000
-#define RETRY_MAX_MS       30000
+#define CAS_LEASE_AHEAD (1ULL << 32) /* CAS values persisted ahead of use */
+#define REBUILD_SLICE   65536        /* index keys per filter rebuild step */
+#define RETRY_MIN_MS    1000
+#define RETRY_MAX_MS    30000
 
 struct ring {
     struct wop *v;
@@ -40,6 +38,7 @@ struct writer {
     struct flash *f;
     int sync_mode;
     uint64_t queue_max;
+    size_t txn_ops, txn_bytes; /* per transaction, from flash_txn_limits */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -59,6 +58,8 @@ struct writer {
     _Atomic uint64_t batches, batch_ops, batch_max, written, skipped, deleted, failed, retries,
         map_full;
 };
+
+static bool state_wanted(struct writer *w);
 
 static long long now_ms(void)
 {
@@ -130,7 +131,7 @@ bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint6
         w->enqueued++;
         w->q_bytes += op_bytes(&op);
         publish(w);
-        if (w->q.n == 1 || w->q.n == WRITER_BATCH_OPS)
+        if (w->q.n == 1 || w->q.n == w->txn_ops)
             pthread_cond_signal(&w->cond);
     }
     pthread_mutex_unlock(&w->lock);
@@ -156,10 +157,12 @@ bool writer_drain(struct writer *w, long timeout_ms)
     pthread_mutex_lock(&w->lock);
     uint64_t target = w->enqueued;
     pthread_cond_signal(&w->cond);
+    /* Queued operations, and the engine state (a flush_all just before a
+     * stop must reach flash too). */
+    bool ok;
     int err = 0;
-    while (w->done < target && err == 0)
+    while (!(ok = w->done >= target && (atomic_load(&w->degraded) || !state_wanted(w))) && err == 0)
         err = pthread_cond_timedwait(&w->drained, &w->lock, &until);
-    bool ok = w->done >= target;
     pthread_mutex_unlock(&w->lock);
     return ok;
 }
@@ -304,8 +307,8 @@ static void run_batch(struct writer *w, struct wop *ops, size_t n)
                 cache_flash_done(w->c, &ops[i], false);
             }
         }
-        atomic_store(&w->s_held, w->held.n);
     }
+    atomic_store(&w->s_held, w->held.n);
     /* After the items of this batch were marked clean: records that flash
      * eviction dropped make their RAM copies dirty again. */
     flash_drain_evicted(w->f, on_evicted, w);
@@ -338,20 +341,20 @@ static void retry_held(struct writer *w)
         return;
     for (size_t i = 0; i < n; i++)
         ops[i] = ring_pop(&w->held);
-    atomic_store(&w->degraded, false); /* run_batch re-enters it on failure */
-    run_batch(w, ops, n);
+    run_batch(w, ops, n); /* leaves degraded mode if it works */
     free(ops);
 }
 
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
-    struct wop *batch = malloc(WRITER_BATCH_OPS * sizeof(*batch));
+    struct wop *batch = malloc(w->txn_ops * sizeof(*batch));
     if (batch == NULL) {
         tc_log(TC_LOG_ERROR, "flash: the writer cannot start: out of memory");
         atomic_store(&w->degraded, true);
         return NULL;
     }
+    bool final_retry = false;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         long long now = now_ms();
@@ -363,14 +366,24 @@ static void *writer_main(void *arg)
             continue;
         }
         if (w->q.n == 0) {
-            if (w->stop)
-                break;
             if (!degraded && state_wanted(w)) {
-                /* A flush or the CAS lease must reach flash: an empty commit. */
+                /* A flush or the CAS lease must reach flash (before a stop
+                 * too): an empty commit. */
                 pthread_mutex_unlock(&w->lock);
                 run_batch(w, batch, 0);
                 pthread_mutex_lock(&w->lock);
+                pthread_cond_broadcast(&w->drained);
                 continue;
+            }
+            if (w->stop) {
+                if (degraded && w->held.n > 0 && !final_retry) {
+                    final_retry = true; /* one last chance for the held deletes */
+                    pthread_mutex_unlock(&w->lock);
+                    retry_held(w);
+                    pthread_mutex_lock(&w->lock);
+                    continue;
+                }
+                break;
             }
             if (!degraded && flash_rebuilding(w->f)) {
                 pthread_mutex_unlock(&w->lock);
@@ -406,7 +419,7 @@ static void *writer_main(void *arg)
         }
         size_t n = 0;
         uint64_t bytes = 0;
-        while (w->q.n > 0 && n < WRITER_BATCH_OPS && bytes < WRITER_BATCH_BYTES) {
+        while (w->q.n > 0 && n < w->txn_ops && bytes < w->txn_bytes) {
             batch[n] = ring_pop(&w->q);
             bytes += op_bytes(&batch[n]);
             n++;
@@ -448,6 +461,7 @@ tc_status_e writer_start(struct cache *c, struct flash *f, uint64_t queue_max, i
     w->f = f;
     w->queue_max = queue_max;
     w->sync_mode = sync_mode;
+    flash_txn_limits(f, &w->txn_ops, &w->txn_bytes);
     w->next_sync_ms = now_ms() + 1000;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
@@ -476,6 +490,11 @@ void writer_stop(struct writer **wp)
     pthread_join(w->thread, NULL);
     /* Deletes still held (flash never came back): their tombstones go with
      * the engine; drop the queue's references. */
+    if (w->held.n > 0)
+        tc_log(TC_LOG_ERROR,
+               "flash: %zu deletes could not be written; those keys may come back after "
+               "a restart",
+               w->held.n);
     while (w->held.n > 0) {
         struct wop op = ring_pop(&w->held);
         cache_flash_done(w->c, &op, false);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *log_progname = "tiercache";
@@ -50,4 +51,15 @@ void tc_log(enum tc_log_level level, const char *fmt, ...)
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+bool tc_log_due(_Atomic long long *last, int seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec + 1; /* never 0, the "not yet" value */
+    long long prev = atomic_load_explicit(last, memory_order_relaxed);
+    if (prev != 0 && now - prev < seconds)
+        return false;
+    return atomic_compare_exchange_strong(last, &prev, now); /* one thread wins */
 }

@@ -10,6 +10,7 @@
 #define TC_LOG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 enum tc_log_level {
     TC_LOG_ERROR = 0,
@@ -33,6 +34,21 @@ void tc_log(enum tc_log_level level, const char *fmt, ...) __attribute__((format
     do {                                                                                           \
         static atomic_flag tc_once_ = ATOMIC_FLAG_INIT;                                            \
         if (!atomic_flag_test_and_set(&tc_once_))                                                  \
+            tc_log(level, __VA_ARGS__);                                                            \
+    } while (0)
+
+/*
+ * True at most once every `seconds` for a given `last` (a per-site
+ * timestamp, initially 0): for errors that repeat while a condition lasts,
+ * so the log shows it continues without being flooded.
+ */
+bool tc_log_due(_Atomic long long *last, int seconds);
+
+/* Log at most once every `seconds` from this call site. */
+#define TC_LOG_EVERY(seconds, level, ...)                                                          \
+    do {                                                                                           \
+        static _Atomic long long tc_last_;                                                         \
+        if (tc_log_due(&tc_last_, seconds))                                                        \
             tc_log(level, __VA_ARGS__);                                                            \
     } while (0)
 
