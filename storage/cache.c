@@ -162,7 +162,7 @@ void cache_destroy(struct cache **cp)
         }
     }
     for (unsigned i = 1; i <= c->large; i++) {
-        slab_class_deinit(&c->cls[i].slab, c->pool.page_size);
+        slab_class_deinit(&c->cls[i].slab);
         pthread_mutex_destroy(&c->cls[i].lock);
     }
     ht_destroy(&c->ht);
@@ -512,22 +512,6 @@ static struct item *evict_locked(struct cache_worker *w, struct cls *k, bool *bu
     return NULL;
 }
 
-/* The class that can best spare a page for `taker` (the most pages, at
- * least two), or 0. Reads the published page counts, no lock needed. */
-static unsigned page_donor(struct cache *c, unsigned taker)
-{
-    unsigned donor = 0;
-    uint32_t most = 1;
-    for (unsigned i = 1; i <= c->nslab; i++) {
-        uint32_t n = atomic_load_explicit(&c->cls[i].pages, memory_order_relaxed);
-        if (i != taker && n > most) {
-            most = n;
-            donor = i;
-        }
-    }
-    return donor;
-}
-
 struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy)
 {
     struct cache *c = w->c;
@@ -554,17 +538,10 @@ struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *
             atomic_store_explicit(&it->iflags, ITEM_LARGE, memory_order_relaxed);
     } else {
         it = slab_chunk_alloc(&c->pool, &k->slab);
-        atomic_store_explicit(&k->pages, (uint32_t)k->slab.npages, memory_order_relaxed);
         for (int round = 0; it == NULL && round < ALLOC_ROUNDS; round++)
             it = evict_locked(w, k, busy);
-        if (it != NULL) {
+        if (it != NULL)
             atomic_store_explicit(&it->iflags, 0, memory_order_relaxed);
-        } else if (lru_total(&k->lru) == 0 && page_donor(c, id) != 0) {
-            /* Every page went to other classes before this one was needed:
-             * the maintainer will move one over (cache_rebalance). */
-            atomic_store(&c->page_wanted[id], true);
-            *busy = true;
-        }
     }
     if (it == NULL) {
         k->ctr.outofmemory++;
@@ -578,107 +555,4 @@ struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *
             writer_kick(c->writer);
     }
     return it;
-}
-
-/* ---------------------------------------------------------------------------
- * Moving a page to a class that has none
- * ------------------------------------------------------------------------- */
-
-struct steal_ctx {
-    struct cache *c;
-    struct cls *k;
-    cache_time_t now;
-};
-
-/*
- * Donor's class lock held: free every chunk of a page. Items in use are
- * waited for; dirty items are first written to flash (with a flash tier);
- * the rest are evicted (tombstones where flash needs them). Returns true
- * once the whole page is free.
- */
-static bool page_all_free(void *page, void *arg)
-{
-    struct steal_ctx *x = arg;
-    struct cache *c = x->c;
-    struct cls *k = x->k;
-    bool all = true;
-    for (uint32_t j = 0; j < k->slab.perslab; j++) {
-        struct item *it = (struct item *)((char *)page + (size_t)j * k->slab.size);
-        uint16_t fl = item_iflags(it);
-        if (fl & ITEM_FREE_CHUNK)
-            continue;
-        if (!(fl & ITEM_LINKED) || item_refcount(it) != 1) {
-            all = false; /* being filled, read or written: next round */
-            continue;
-        }
-        uint64_t hv = ht_hash(it->data, it->nkey);
-        if (!ht_trylock(c->ht, hv)) {
-            all = false;
-            continue;
-        }
-        bool flushed, dead = cache_item_is_dead(c, it, x->now, &flushed);
-        if (!(item_iflags(it) & ITEM_LINKED) || item_refcount(it) != 1) {
-            all = false;
-        } else if (!dead && tier_usable(c) && !(fl & ITEM_CLEAN) &&
-                   tier_admit(item_get_exptime(it), x->now, c->flash_min_ttl, it->nbytes,
-                              FLASH_VALUE_MAX)) {
-            tier_start_demotion(c, it, hv); /* to flash first, then it can go */
-            all = false;
-        } else if (!tier_remove_locked(c->maint_w, it, hv, dead ? RM_EXPIRED : RM_EVICT, true)) {
-            all = false;
-        } else {
-            lru_unlink(&k->lru, it);
-            k->mem_requested -= item_ntotal(it->nkey, it->nbytes);
-            count_eviction(k, it, fl, dead, x->now);
-            atomic_store_explicit(&it->iflags, ITEM_FREE_CHUNK, memory_order_relaxed);
-            slab_chunk_free(&k->slab, it);
-        }
-        ht_unlock(c->ht, hv);
-    }
-    return all;
-}
-
-/*
- * Maintainer: give each class that asked for a page (it has none and the
- * budget is spent) one from the class with the most pages. Returns true
- * while a request is still open.
- */
-bool cache_rebalance(struct cache *c)
-{
-    bool pending = false;
-    for (unsigned taker = 1; taker <= c->nslab; taker++) {
-        if (!atomic_load(&c->page_wanted[taker]))
-            continue;
-        unsigned donor = page_donor(c, taker);
-        if (donor == 0) {
-            atomic_store(&c->page_wanted[taker], false); /* nobody can spare one */
-            continue;
-        }
-        struct cls *dk = &c->cls[donor];
-        struct steal_ctx x = {.c = c, .k = dk, .now = cache_now(c)};
-        pthread_mutex_lock(&dk->lock);
-        void *page = slab_page_take(&dk->slab, c->pool.page_size, page_all_free, &x);
-        atomic_store_explicit(&dk->pages, (uint32_t)dk->slab.npages, memory_order_relaxed);
-        pthread_mutex_unlock(&dk->lock);
-        if (page == NULL) {
-            pending = true;
-            continue;
-        }
-        struct cls *tk = &c->cls[taker];
-        pthread_mutex_lock(&tk->lock);
-        if (!slab_page_add(&tk->slab, page)) {
-            pthread_mutex_unlock(&tk->lock);
-            pthread_mutex_lock(&dk->lock); /* cannot grow the page list: give it back */
-            slab_page_add(&dk->slab, page);
-            atomic_store_explicit(&dk->pages, (uint32_t)dk->slab.npages, memory_order_relaxed);
-            pthread_mutex_unlock(&dk->lock);
-            pending = true;
-            continue;
-        }
-        atomic_store_explicit(&tk->pages, (uint32_t)tk->slab.npages, memory_order_relaxed);
-        pthread_mutex_unlock(&tk->lock);
-        atomic_store(&c->page_wanted[taker], false);
-        atomic_fetch_add_explicit(&c->pages_moved, 1, memory_order_relaxed);
-    }
-    return pending;
 }

@@ -44,7 +44,6 @@ struct cls {
     struct slab_class slab;
     struct lru lru;
     uint64_t mem_requested; /* sum of item_ntotal() of linked items */
-    _Atomic uint32_t pages; /* slab.npages, readable without the lock */
     struct cls_counters ctr;
 };
 
@@ -91,7 +90,6 @@ struct cache {
     unsigned nslab; /* slab classes are 1..nslab */
     unsigned large; /* the large class id, nslab + 1 */
     struct cls cls[CACHE_MAX_CLASSES];
-    _Atomic bool page_wanted[CACHE_MAX_CLASSES]; /* a class starved of pages: give it one */
     struct hashtable *ht;
 
     _Atomic uint64_t next_cas;  /* the next CAS to hand out */
@@ -113,7 +111,7 @@ struct cache {
     uint64_t crawl_reclaimed_pass;
     cache_time_t crawl_next;
     uint32_t crawl_interval;
-    _Atomic uint64_t crawler_starts, juggles, pages_moved;
+    _Atomic uint64_t crawler_starts, juggles;
 
     /* flash tier (NULL when RAM only) */
     struct flash *flash;
@@ -150,7 +148,6 @@ void cache_clock_tick(struct cache *c, cache_time_t now);
 struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy);
 void cache_link_locked(struct cache *c, struct item *it, uint64_t hv, struct item *prev,
                        bool keep_cas);
-bool cache_rebalance(struct cache *c);
 
 /* tiered.c: the flash side of the engine */
 struct item *tier_heap_item(struct cache *c, const char *key, size_t nkey, uint32_t flags,

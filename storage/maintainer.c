@@ -156,7 +156,6 @@ bool cache_maintain(struct cache *c)
         more |= juggle(c, &c->cls[i]);
         more |= tier_preclean(c, &c->cls[i]);
     }
-    more |= cache_rebalance(c);
 
     if (!ht_is_growing(c->ht))
         more |= crawl(c, now);

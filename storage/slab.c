@@ -44,10 +44,10 @@ void slab_class_init(struct slab_class *sc, uint32_t size, uint32_t page_size)
     sc->perslab = size != 0 ? page_size / size : 0;
 }
 
-void slab_class_deinit(struct slab_class *sc, uint32_t page_size)
+void slab_class_deinit(struct slab_class *sc)
 {
     for (uint64_t i = 0; i < sc->npages; i++)
-        munmap(sc->pages[i], page_size);
+        munmap(sc->pages[i], (size_t)sc->size * sc->perslab);
     free(sc->pages);
     *sc = (struct slab_class){0};
 }
@@ -93,9 +93,10 @@ static bool grow(struct slab_pool *pool, struct slab_class *sc)
         sc->pages = pages;
         sc->pages_cap = cap;
     }
+    size_t len = (size_t)sc->size * sc->perslab;
     if (!reserve(pool, pool->page_size))
         return false;
-    void *page = map(pool->page_size); /* whole pages: a page may change class later */
+    void *page = map(len);
     if (page == NULL) {
         refund(pool, pool->page_size);
         atomic_fetch_add_explicit(&pool->malloc_fails, 1, memory_order_relaxed);
@@ -105,51 +106,6 @@ static bool grow(struct slab_pool *pool, struct slab_class *sc)
     sc->end_page = page;
     sc->end_free = sc->perslab;
     return true;
-}
-
-bool slab_page_add(struct slab_class *sc, void *page)
-{
-    if (sc->npages == sc->pages_cap) {
-        uint64_t cap = sc->pages_cap ? sc->pages_cap * 2 : 16;
-        void **pages = realloc(sc->pages, cap * sizeof(void *));
-        if (pages == NULL)
-            return false;
-        sc->pages = pages;
-        sc->pages_cap = cap;
-    }
-    sc->pages[sc->npages++] = page;
-    /* Carve it next (what is left of the current page is given up: at most
-     * a page's worth, and only when a class takes over a page). */
-    sc->end_page = page;
-    sc->end_free = sc->perslab;
-    return true;
-}
-
-void *slab_page_take(struct slab_class *sc, uint32_t page_size,
-                     bool (*all_free)(void *page, void *arg), void *arg)
-{
-    for (uint64_t i = 0; i < sc->npages; i++) {
-        char *page = sc->pages[i];
-        /* Not the page being carved: its tail has no chunks yet. */
-        if (sc->end_free > 0 && sc->end_page >= page && sc->end_page < page + page_size)
-            continue;
-        if (!all_free(page, arg))
-            return NULL;
-        /* Unthread the page's chunks from the free list. */
-        void **pp = &sc->freelist;
-        while (*pp != NULL) {
-            char *chunk = *pp;
-            if (chunk >= page && chunk < page + page_size) {
-                *pp = *(void **)chunk;
-                sc->nfree--;
-            } else {
-                pp = (void **)chunk;
-            }
-        }
-        sc->pages[i] = sc->pages[--sc->npages];
-        return page;
-    }
-    return NULL;
 }
 
 void *slab_chunk_alloc(struct slab_pool *pool, struct slab_class *sc)

@@ -52,18 +52,7 @@ unsigned slab_class_sizes(uint32_t min_size, double factor, uint32_t chunk_max, 
 
 void slab_class_init(struct slab_class *sc, uint32_t size, uint32_t page_size);
 /* Free every page of the class. */
-void slab_class_deinit(struct slab_class *sc, uint32_t page_size);
-
-/*
- * Moving a page between classes (the maintainer, both class locks in turn).
- * slab_page_take: a page of the class (never the one being carved) on which
- * all_free(page, arg) made every chunk free; it leaves the class, its chunks
- * unthreaded from the free list. NULL if no such page now.
- * slab_page_add: give a page to a class, to be carved next.
- */
-void *slab_page_take(struct slab_class *sc, uint32_t page_size,
-                     bool (*all_free)(void *page, void *arg), void *arg);
-bool slab_page_add(struct slab_class *sc, void *page);
+void slab_class_deinit(struct slab_class *sc);
 
 /*
  * A chunk from the class: a freed one, else a new one from the current page,

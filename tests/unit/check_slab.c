@@ -95,13 +95,13 @@ START_TEST(test_class_init_perslab)
     ck_assert_uint_eq(sc.perslab, MIB / 96);
     ck_assert_uint_eq(sc.npages, 0);
     ck_assert_ptr_null(sc.freelist);
-    slab_class_deinit(&sc, MIB);
+    slab_class_deinit(&sc);
     slab_class_init(&sc, 524288, MIB);
     ck_assert_uint_eq(sc.perslab, 2);
-    slab_class_deinit(&sc, MIB);
+    slab_class_deinit(&sc);
     slab_class_init(&sc, 394840, MIB);
     ck_assert_uint_eq(sc.perslab, 2);
-    slab_class_deinit(&sc, MIB);
+    slab_class_deinit(&sc);
 }
 END_TEST
 
@@ -167,7 +167,7 @@ START_TEST(test_chunks_fill_budget)
         ck_assert_uint_ge((uintptr_t)chunks[i] - (uintptr_t)chunks[i - 1], size);
 
     free(chunks);
-    slab_class_deinit(&sc, pool.page_size);
+    slab_class_deinit(&sc);
 }
 END_TEST
 
@@ -204,7 +204,7 @@ START_TEST(test_chunk_free_and_reuse)
     ck_assert_uint_eq(used(&pool), page);
     ck_assert_uint_eq(sc.npages, 1);
     free(chunks);
-    slab_class_deinit(&sc, pool.page_size);
+    slab_class_deinit(&sc);
 }
 END_TEST
 
@@ -221,8 +221,8 @@ START_TEST(test_pages_are_lazy)
     ck_assert_uint_eq(used(&pool), page);
     ck_assert_uint_eq(b.npages, 0);
     ck_assert_uint_eq(a.end_free, page / 96 - 1);
-    slab_class_deinit(&a, pool.page_size);
-    slab_class_deinit(&b, pool.page_size);
+    slab_class_deinit(&a);
+    slab_class_deinit(&b);
 }
 END_TEST
 
@@ -247,8 +247,8 @@ START_TEST(test_budget_shared_between_classes)
     ck_assert_uint_eq(na, a.npages * (page / 1024));
     ck_assert_uint_eq(nb, b.npages * (page / 8192));
     ck_assert_uint_eq(used(&pool), 3 * (uint64_t)page);
-    slab_class_deinit(&a, pool.page_size);
-    slab_class_deinit(&b, pool.page_size);
+    slab_class_deinit(&a);
+    slab_class_deinit(&b);
 }
 END_TEST
 
@@ -261,7 +261,7 @@ START_TEST(test_budget_smaller_than_a_page)
     ck_assert_ptr_null(slab_chunk_alloc(&pool, &sc));
     ck_assert_uint_eq(used(&pool), 0);
     ck_assert_uint_eq(sc.npages, 0);
-    slab_class_deinit(&sc, pool.page_size);
+    slab_class_deinit(&sc);
 }
 END_TEST
 
@@ -310,7 +310,7 @@ START_TEST(test_large_alloc_free_refunds)
         slab_large_free(&pool, &large, p[i], sz);
     ck_assert_uint_eq(used(&pool), 0);
     ck_assert_uint_eq(large.nlarge_bytes, 0);
-    slab_class_deinit(&large, pool.page_size);
+    slab_class_deinit(&large);
 }
 END_TEST
 
@@ -329,7 +329,7 @@ START_TEST(test_large_exact_page_multiple)
     ck_assert_uint_eq(used(&pool), 8192);
     slab_large_free(&pool, &large, p, 4097);
     ck_assert_uint_eq(used(&pool), 0);
-    slab_class_deinit(&large, pool.page_size);
+    slab_class_deinit(&large);
 }
 END_TEST
 
@@ -355,8 +355,8 @@ START_TEST(test_pages_and_large_share_budget)
     ck_assert_uint_eq(n, 4 * (page / 96));
     ck_assert_ptr_null(slab_large_alloc(&pool, &large, 4096));
     ck_assert_uint_eq(used(&pool), 4 * (uint64_t)page);
-    slab_class_deinit(&sc, pool.page_size);
-    slab_class_deinit(&large, pool.page_size);
+    slab_class_deinit(&sc);
+    slab_class_deinit(&large);
 }
 END_TEST
 
