@@ -1,0 +1,9 @@
+# Concurrency: 8 client threads hammering overlapping keys with mixed,
+# pipelined commands against tiercached -t 4, every reply checked (a roomy
+# server, a small evicting one, and many connections opened and closed).
+# TC_CONCURRENCY_SECONDS=N lengthens each case (default 5) for local runs.
+tc_add_check(check_concurrency
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_concurrency.c
+    LIBS tc_testutil Threads::Threads
+    TIMEOUT 120
+    LABELS integration)
