@@ -10,19 +10,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* clang-format off: one counter per line */
 /* The counter fields of struct cache_stats (reset by `stats reset`). */
 #define GLOBAL_COUNTERS(X)                                                                         \
     X(get_hits)                                                                                    \
     X(get_misses)                                                                                  \
     X(get_expired)                                                                                 \
     X(get_flushed)                                                                                 \
-    X(touch_hits) X(touch_misses) X(delete_hits) X(delete_misses) X(incr_hits) X(incr_misses)      \
-        X(decr_hits) X(decr_misses) X(cas_hits) X(cas_misses) X(cas_badval) X(set_cmds)            \
-            X(store_too_large) X(store_no_memory) X(flush_cmds) X(total_items) X(evictions)        \
-                X(reclaimed) X(expired_unfetched) X(evicted_unfetched) X(evicted_active)           \
-                    X(crawler_reclaimed) X(crawler_items_checked) X(lrutail_reflocked)             \
-                        X(moves_to_cold) X(moves_to_warm) X(moves_within_lru) X(direct_reclaims)   \
-                            X(malloc_fails) X(lru_crawler_starts) X(lru_maintainer_juggles)
+    X(touch_hits)                                                                                  \
+    X(touch_misses)                                                                                \
+    X(delete_hits)                                                                                 \
+    X(delete_misses)                                                                               \
+    X(incr_hits)                                                                                   \
+    X(incr_misses)                                                                                 \
+    X(decr_hits)                                                                                   \
+    X(decr_misses)                                                                                 \
+    X(cas_hits)                                                                                    \
+    X(cas_misses)                                                                                  \
+    X(cas_badval)                                                                                  \
+    X(set_cmds)                                                                                    \
+    X(store_too_large)                                                                             \
+    X(store_no_memory)                                                                             \
+    X(flush_cmds)                                                                                  \
+    X(total_items)                                                                                 \
+    X(evictions)                                                                                   \
+    X(reclaimed)                                                                                   \
+    X(expired_unfetched)                                                                           \
+    X(evicted_unfetched)                                                                           \
+    X(evicted_active)                                                                              \
+    X(crawler_reclaimed)                                                                           \
+    X(crawler_items_checked)                                                                       \
+    X(lrutail_reflocked)                                                                           \
+    X(moves_to_cold)                                                                               \
+    X(moves_to_warm)                                                                               \
+    X(moves_within_lru)                                                                            \
+    X(direct_reclaims)                                                                             \
+    X(malloc_fails)                                                                                \
+    X(lru_crawler_starts)                                                                          \
+    X(lru_maintainer_juggles)
 
 /* The counter fields of struct cache_class_stats. */
 #define CLASS_COUNTERS(X)                                                                          \
@@ -30,11 +55,28 @@
     X(cmd_set)                                                                                     \
     X(delete_hits)                                                                                 \
     X(incr_hits)                                                                                   \
-    X(decr_hits) X(cas_hits) X(cas_badval) X(touch_hits) X(evicted) X(evicted_nonzero)             \
-        X(outofmemory) X(reclaimed) X(expired_unfetched) X(evicted_unfetched) X(evicted_active)    \
-            X(crawler_reclaimed) X(crawler_items_checked) X(lrutail_reflocked) X(moves_to_cold)    \
-                X(moves_to_warm) X(moves_within_lru) X(direct_reclaims) X(hits_to_hot)             \
-                    X(hits_to_warm) X(hits_to_cold)
+    X(decr_hits)                                                                                   \
+    X(cas_hits)                                                                                    \
+    X(cas_badval)                                                                                  \
+    X(touch_hits)                                                                                  \
+    X(evicted)                                                                                     \
+    X(evicted_nonzero)                                                                             \
+    X(outofmemory)                                                                                 \
+    X(reclaimed)                                                                                   \
+    X(expired_unfetched)                                                                           \
+    X(evicted_unfetched)                                                                           \
+    X(evicted_active)                                                                              \
+    X(crawler_reclaimed)                                                                           \
+    X(crawler_items_checked)                                                                       \
+    X(lrutail_reflocked)                                                                           \
+    X(moves_to_cold)                                                                               \
+    X(moves_to_warm)                                                                               \
+    X(moves_within_lru)                                                                            \
+    X(direct_reclaims)                                                                             \
+    X(hits_to_hot)                                                                                 \
+    X(hits_to_warm)                                                                                \
+    X(hits_to_cold)
+/* clang-format on */
 
 unsigned cache_class_count(const struct cache *c)
 {

@@ -4,7 +4,10 @@
  * Pages and large items are anonymous mappings: exact sizes, page aligned,
  * faulted in only when touched, and returned to the system when unmapped.
  * The budget is reserved with a compare-and-swap loop before mapping, so the
- * item memory never exceeds mem_limit, whatever the threads do.
+ * item memory never exceeds mem_limit, whatever the threads do, with one
+ * exception taken from memcached: a class's first page is granted even over
+ * the budget, so that a small -m still serves every item size (memcached -m 4
+ * stores values of every class). At most one page per class goes over.
  *
  * Who calls: cache.c, with the class lock held for every function taking a
  * struct slab_class.
@@ -52,8 +55,12 @@ void slab_class_deinit(struct slab_class *sc)
     *sc = (struct slab_class){0};
 }
 
-static bool reserve(struct slab_pool *pool, uint64_t bytes)
+static bool reserve(struct slab_pool *pool, uint64_t bytes, bool first_page)
 {
+    if (first_page) {
+        atomic_fetch_add_explicit(&pool->mem_used, bytes, memory_order_relaxed);
+        return true;
+    }
     uint64_t used = atomic_load_explicit(&pool->mem_used, memory_order_relaxed);
     do {
         if (used + bytes > pool->mem_limit)
@@ -94,7 +101,7 @@ static bool grow(struct slab_pool *pool, struct slab_class *sc)
         sc->pages_cap = cap;
     }
     size_t len = (size_t)sc->size * sc->perslab;
-    if (!reserve(pool, pool->page_size))
+    if (!reserve(pool, pool->page_size, sc->npages == 0))
         return false;
     void *page = map(len);
     if (page == NULL) {
@@ -139,7 +146,8 @@ static size_t large_len(size_t size)
 void *slab_large_alloc(struct slab_pool *pool, struct slab_class *large, size_t size)
 {
     size_t len = large_len(size);
-    if (!reserve(pool, len))
+    /* Like a first page: the first large item (up to a page) may pass the budget. */
+    if (!reserve(pool, len, large->nlarge_bytes == 0 && len <= pool->page_size))
         return NULL;
     void *p = map(len);
     if (p == NULL) {

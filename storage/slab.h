@@ -4,7 +4,8 @@
  *
  * Classes grow by a factor (memcached's sizes: 96, 120, 152, ... with the
  * defaults) up to half a page; an item too big for the largest class gets a
- * mapping of its own ("large" item), charged to the same budget. A page, once
+ * mapping of its own ("large" item), charged to the same budget (which a
+ * class's first page may pass, as in memcached: see slab.c). A page, once
  * given to a class, stays with it; memory is taken lazily, one chunk at a
  * time, so resident memory follows what is used.
  *

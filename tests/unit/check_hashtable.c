@@ -6,11 +6,13 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hashtable.h"
 #include "item.h"
@@ -478,6 +480,19 @@ static void *reader(void *arg)
     return NULL;
 }
 
+/* Wait (bounded) until the readers have done a few more lookups. */
+static void wait_lookups(struct conc *x)
+{
+    unsigned long target = atomic_load(&x->lookups) + 3;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&x->lookups) < target) {
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ck_assert_msg(t.tv_sec - t0.tv_sec < 30, "the reader threads make no progress");
+    }
+}
+
 START_TEST(test_readers_during_growth)
 {
     struct conc x = {0};
@@ -492,8 +507,9 @@ START_TEST(test_readers_during_growth)
     while (ht_needs_grow(x.ht)) {
         ck_assert_int_eq(ht_grow_start(x.ht), TC_OK);
         grows++;
-        while (!ht_grow_step(x.ht, 1))
-            ;
+        do /* let the readers look up between steps, however loaded the machine */
+            wait_lookups(&x);
+        while (!ht_grow_step(x.ht, 1));
     }
     atomic_store(&x.stop, true);
     for (int t = 0; t < 3; t++)

@@ -254,14 +254,22 @@ END_TEST
 
 START_TEST(test_budget_smaller_than_a_page)
 {
+    /* memcached's rule: each class's first page, even over the budget; never a second. */
     const uint32_t page = 64 * KIB;
     struct slab_pool pool = make_pool(page - 1, page);
-    struct slab_class sc;
-    slab_class_init(&sc, 96, page);
-    ck_assert_ptr_null(slab_chunk_alloc(&pool, &sc));
-    ck_assert_uint_eq(used(&pool), 0);
-    ck_assert_uint_eq(sc.npages, 0);
-    slab_class_deinit(&sc);
+    struct slab_class a, b;
+    slab_class_init(&a, 96, page);
+    slab_class_init(&b, 1024, page);
+    size_t n = 0;
+    while (slab_chunk_alloc(&pool, &a) != NULL)
+        n++;
+    ck_assert_uint_eq(n, page / 96);
+    ck_assert_uint_eq(a.npages, 1);
+    ck_assert_ptr_nonnull(slab_chunk_alloc(&pool, &b));
+    ck_assert_uint_eq(used(&pool), 2 * (uint64_t)page);
+    ck_assert_uint_eq(b.npages, 1);
+    slab_class_deinit(&a);
+    slab_class_deinit(&b);
 }
 END_TEST
 
@@ -341,20 +349,29 @@ START_TEST(test_pages_and_large_share_budget)
     slab_class_init(&sc, 96, page);
     slab_class_init(&large, 0, page);
 
-    /* 200000 bytes (200704 charged) leave less than a page. */
+    /* 200000 bytes (200704 charged) leave less than a page: the class gets
+     * its first page (over the budget, as in memcached) and no second. */
     void *big = slab_large_alloc(&pool, &large, 200000);
     ck_assert_ptr_nonnull(big);
-    ck_assert_ptr_null(slab_chunk_alloc(&pool, &sc));
-    ck_assert_uint_le(used(&pool), pool.mem_limit);
-    slab_large_free(&pool, &large, big, 200000);
-
-    /* Now the pages take the room and the large item cannot have it. */
     size_t n = 0;
     while (slab_chunk_alloc(&pool, &sc) != NULL)
         n++;
+    ck_assert_uint_eq(n, page / 96);
+    ck_assert_uint_eq(used(&pool), 200704 + (uint64_t)page);
+    ck_assert_ptr_null(slab_large_alloc(&pool, &large, 4096)); /* not the first large one */
+    slab_large_free(&pool, &large, big, 200000);
+
+    /* Now the pages take the room. */
+    while (slab_chunk_alloc(&pool, &sc) != NULL)
+        n++;
     ck_assert_uint_eq(n, 4 * (page / 96));
-    ck_assert_ptr_null(slab_large_alloc(&pool, &large, 4096));
     ck_assert_uint_eq(used(&pool), 4 * (uint64_t)page);
+    /* The first large item passes the budget only if it is at most a page. */
+    ck_assert_ptr_null(slab_large_alloc(&pool, &large, page + 1));
+    void *p = slab_large_alloc(&pool, &large, 4096);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(slab_large_alloc(&pool, &large, 4096));
+    slab_large_free(&pool, &large, p, 4096);
     slab_class_deinit(&sc);
     slab_class_deinit(&large);
 }
