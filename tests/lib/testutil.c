@@ -51,12 +51,17 @@ bool ts_file_contains(const char *path, const char *needle)
 /* fork/exec with stderr (and stdout) to a log file. */
 static pid_t spawn(const char *bin, const char *const *argv, const char *log_path)
 {
+    /* Truncate the log before the fork: a stale log of an earlier process
+     * with the same pid must never be read as this one's. */
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     pid_t pid = fork();
-    if (pid != 0)
+    if (pid != 0) {
+        if (fd >= 0)
+            close(fd);
         return pid;
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
     if (fd >= 0) {
-        dup2(fd, 1);
+        dup2(fd, 1); /* dup2 clears close-on-exec on the copies */
         dup2(fd, 2);
         close(fd);
     }
