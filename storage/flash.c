@@ -23,9 +23,18 @@
  * dir's own lock, so no other process uses the environment, and LMDB makes
  * a fresh one (which also forgets stale reader slots).
  *
+ * A smaller budget. LMDB maps at least the whole data file, and the file
+ * never shrinks by itself. If --flash-size was lowered below the file's
+ * size since the last run, the oldest batches are evicted until the data
+ * fits the new budget, and the file is replaced by a compacted copy
+ * (mdb_env_copy2 with MDB_CP_COMPACT, renamed into place: a crash leaves the
+ * old file or the new one). The filter is then rebuilt. Meanwhile the disk
+ * holds the old file (which may grow by an eighth while evicting) and the
+ * new one.
+ *
  * Errors. Every LMDB call goes through LMDB_CALL(), which is also where a
- * test can make the nth call fail. Errors are logged once, counted, and
- * returned as TC_IO_ERROR; TC_NO_MEMORY means "map full".
+ * test can make the nth call fail. Errors are counted, logged at most every
+ * 10 s, and returned as TC_IO_ERROR; TC_NO_MEMORY means "map full".
  */
 #include "flash_internal.h"
 
@@ -43,7 +52,8 @@
 #include "hashtable.h"
 #include "log.h"
 
-#define SNAPSHOT_NAME "filter.snap"
+#define SNAPSHOT_NAME   "filter.snap"
+#define SHRINK_HEADROOM (16U << 20) /* map beyond the file (and 1/8 of it) while shrinking */
 
 /* ---------------------------------------------------------------------------
  * Errors and fault injection
@@ -352,7 +362,7 @@ static void flash_limits(struct flash *f)
     f->value_max = FLASH_VALUE_MAX;
     if (f->value_max > size / 8)
         f->value_max = (size_t)(size / 8);
-        /* dirty pages: the batch, an index page per record written and one per
+    /* dirty pages: the batch, an index page per record written and one per
      * record its eviction drops; x3: the previous transaction's, and margin */
     uint64_t reserve = 3 * ((uint64_t)f->txn_bytes + 2 * (uint64_t)f->txn_ops * f->psize);
     if (reserve < size / 100 * (100 - HIGH_PCT))
@@ -485,6 +495,74 @@ static int mark_running(struct flash *f)
     return rc;
 }
 
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+/*
+ * The data file is larger than the budget (see the top of the file): evict
+ * down to the budget's eviction band, compact, reopen. *shrunk tells
+ * whether anything was done. The filter must be in rebuilding mode.
+ */
+static tc_status_e shrink(struct flash *f, struct flash_state_rec *state, bool *shrunk)
+{
+    char path[4200], tmpdir[4200], tmpfile[4300];
+    struct stat st;
+    dir_file(f, "data.mdb", path, sizeof(path));
+    if (stat(path, &st) != 0 || (uint64_t)st.st_size <= f->o.size)
+        return TC_OK;
+    *shrunk = true;
+    tc_log(TC_LOG_WARN,
+           "flash: %s holds %llu bytes, more than --flash-size (%llu): dropping the oldest "
+           "items and compacting it",
+           f->o.dir, (unsigned long long)st.st_size, (unsigned long long)f->o.size);
+    /* Evicting copies pages too: room beyond the file while it runs. */
+    int rc =
+        mdb_env_set_mapsize(f->env, (size_t)st.st_size + SHRINK_HEADROOM + (size_t)st.st_size / 8);
+    if (rc != 0)
+        return open_failed(f, "growing the map to shrink the data", rc);
+    tc_status_e s = flash_evict_down_to(f, f->low);
+    if (s != TC_OK)
+        return s;
+    dir_file(f, "compact.tmp", tmpdir, sizeof(tmpdir));
+    snprintf(tmpfile, sizeof(tmpfile), "%s/data.mdb", tmpdir);
+    unlink(tmpfile); /* left by a crash during an earlier compaction */
+    if (mkdir(tmpdir, 0755) != 0 && errno != EEXIST)
+        return open_failed(f, "making a directory to compact into", errno);
+    rc = mdb_env_copy2(f->env, tmpdir, MDB_CP_COMPACT);
+    if (rc == 0)
+        rc = fsync_path(tmpfile, O_RDONLY);
+    if (rc != 0) {
+        unlink(tmpfile);
+        rmdir(tmpdir);
+        return open_failed(f, "compacting the data file", rc);
+    }
+    close_env(f);
+    if (rename(tmpfile, path) != 0) {
+        rc = errno;
+        unlink(tmpfile);
+        rmdir(tmpdir);
+        return open_failed(f, "replacing the data file by its compacted copy", rc);
+    }
+    rmdir(tmpdir);
+    fsync_path(f->o.dir, O_RDONLY | O_DIRECTORY);
+    const char *bad = NULL;
+    if ((rc = env_open(f)) != 0 || (bad = open_dbs(f, &rc, state)) != NULL || rc != 0)
+        return open_failed(f, bad != NULL ? bad : "reopening the compacted data file", rc);
+    f->items = state->items;
+    f->bytes = state->bytes;
+    if (stat(path, &st) == 0)
+        tc_log(TC_LOG_WARN, "flash: %s: compacted to %llu bytes, %llu items", f->o.dir,
+               (unsigned long long)st.st_size, (unsigned long long)f->items);
+    return TC_OK;
+}
+
 tc_status_e flash_open(const struct flash_options *o, struct flash **out)
 {
     struct flash *f = calloc(1, sizeof(*f));
@@ -541,9 +619,15 @@ tc_status_e flash_open(const struct flash_options *o, struct flash **out)
         goto fail;
     }
     atomic_store(&f->filter, flt);
+    bool shrunk = false;
+    atomic_store(&f->rebuilding, true); /* while shrinking: no filter upkeep */
+    if ((st = shrink(f, &state, &shrunk)) != TC_OK)
+        goto fail;
+    atomic_store(&f->rebuilding, false);
+    f->found.items = f->items;
     if (f->items == 0)
         f->found.filter_loaded = true; /* nothing to know */
-    else if (f->found.clean && load_snapshot(f))
+    else if (f->found.clean && !shrunk && load_snapshot(f))
         f->found.filter_loaded = true;
     else
         atomic_store(&f->rebuilding, true); /* the writer rebuilds it */
@@ -788,7 +872,7 @@ void flash_stats_get(struct flash *f, struct flash_stats *o)
     o->live_bytes = atomic_load_explicit(&f->s_bytes, memory_order_relaxed);
     o->used_bytes = atomic_load_explicit(&f->s_used, memory_order_relaxed);
     o->batches = atomic_load_explicit(&f->s_batches, memory_order_relaxed);
-        o->map_bytes = f->o.size;
+    o->map_bytes = f->o.size;
     o->evict_above = f->high;
     char path[4200];
     snprintf(path, sizeof(path), "%s/data.mdb", f->o.dir);

@@ -21,6 +21,7 @@
 #define BAND_PCT          5           /* and frees this much more */
 #define TXN_MAX_OPS       2048
 #define TXN_MAX_BYTES     (4U << 20)
+#define EVICT_TXN_RECORDS 1000 /* records one eviction-only transaction drops at most */
 #define FILTER_MIN        65536
 #define FILTER_GROWTH     1.12
 
@@ -169,5 +170,9 @@ bool flash_vec_push(struct u64vec *v, uint64_t x);
 
 /* flash_write.c: evict the oldest batches until at most `target` bytes are used. */
 tc_status_e flash_evict_to(struct flash *f, uint64_t target);
+
+/* The same outside a write transaction, in as many transactions as it takes
+ * (at start, when the budget shrank). */
+tc_status_e flash_evict_down_to(struct flash *f, uint64_t target);
 
 #endif

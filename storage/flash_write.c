@@ -545,13 +545,40 @@ tc_status_e flash_make_room(struct flash *f, unsigned pct)
     }
     if ((st = commit(f)) != TC_OK)
         return st;
-        /* LMDB reuses the pages a transaction freed only once a later one has
+    /* LMDB reuses the pages a transaction freed only once a later one has
      * committed: commit once more (the state record) so that the retry that
      * follows finds the room made here. The room is made either way: a
      * failure here only means the retry may need another round. */
     if (flash_begin(f) == TC_OK && commit(f) != TC_OK)
         tc_log(TC_LOG_DEBUG, "flash: the commit after making room failed");
     return TC_OK;
+}
+
+tc_status_e flash_evict_down_to(struct flash *f, uint64_t target)
+{
+    for (;;) {
+        tc_status_e st = flash_begin(f);
+        if (st != TC_OK)
+            return st;
+        /* Each evicted record dirties an index page: bound a transaction. */
+        bool more = true;
+        while (st == TC_OK && f->t_ev_items < EVICT_TXN_RECORDS &&
+               (more = flash_used_bytes(f, f->wtxn) > target))
+            st = evict_oldest(f);
+        if (st == TC_NOT_FOUND) {
+            st = TC_OK;
+            more = false;
+        }
+        if (st != TC_OK) {
+            flash_abort(f);
+            return st;
+        }
+        if ((st = commit(f)) != TC_OK)
+            return st;
+        flash_drain_evicted(f, NULL, NULL);
+        if (!more)
+            return TC_OK;
+    }
 }
 
 tc_status_e flash_sync(struct flash *f)

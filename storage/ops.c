@@ -120,15 +120,13 @@ static void found_fields(const struct found *f, const char **value, uint32_t *nb
 }
 
 /*
- * A new unlinked item (refcount 1) in RAM. Returns TC_OK, TC_TOO_LARGE,
- * TC_BUSY (room is coming: retry), TC_NO_MEMORY.
+ * A new unlinked item (refcount 1) in RAM. Returns TC_OK, TC_BUSY (room is
+ * coming: retry), TC_NO_MEMORY.
  */
-static tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
-                            cache_time_t exptime, uint32_t nbytes, struct item **out)
+static tc_status_e alloc_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                              cache_time_t exptime, uint32_t nbytes, struct item **out)
 {
     struct cache *c = w->c;
-    if (nkey == 0 || nkey > CACHE_KEY_MAX || nbytes > c->opts.item_size_max)
-        return TC_TOO_LARGE;
     unsigned clsid;
     bool busy;
     struct item *it = cache_alloc_chunk(w, item_ntotal(nkey, nbytes), &clsid, &busy);
@@ -142,6 +140,15 @@ static tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey
     return TC_OK;
 }
 
+/* alloc_item() for a new value, which must keep within -I: or TC_TOO_LARGE. */
+static tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                            cache_time_t exptime, uint32_t nbytes, struct item **out)
+{
+    if (nkey == 0 || nkey > CACHE_KEY_MAX || nbytes > w->c->opts.item_size_max)
+        return TC_TOO_LARGE;
+    return alloc_item(w, key, nkey, flags, exptime, nbytes, out);
+}
+
 /*
  * Bring a flash record into RAM with its own CAS and access time (clean if
  * nothing about it changes). Stripe held. NULL if RAM has no room now.
@@ -151,7 +158,9 @@ static struct item *materialize(struct cache_worker *w, uint64_t hv, const struc
 {
     struct item *it;
     const struct flash_item *r = &f->rec;
-    if (new_item(w, r->key, r->nkey, r->flags, exptime, r->nbytes, &it) != TC_OK)
+    /* Not new_item(): a record stored under a larger -I (an earlier run's)
+     * is still the key's value. */
+    if (alloc_item(w, r->key, r->nkey, r->flags, exptime, r->nbytes, &it) != TC_OK)
         return NULL;
     memcpy(item_data_value(it), r->value, r->nbytes);
     it->cas = r->cas;

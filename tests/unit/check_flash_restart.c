@@ -371,6 +371,55 @@ END_TEST
  * ------------------------------------------------------------------------- */
 
 /* The directory DIR_.corrupt-* exists and holds data.mdb. */
+/* --flash-size lowered below the data file: the oldest go, the file shrinks. */
+START_TEST(test_restart_smaller_budget)
+{
+    enum { NB = 40, PER = 20, VAL = 20000 }; /* 16 MB in 40 batches */
+    close_store();
+    open_store(32 * MIB);
+    struct rec *rs = fill_batches("shrink", NB, PER, VAL);
+    struct flash_stats before = stats();
+    ck_assert_uint_gt(before.file_bytes, 12 * MIB);
+    flash_reader_destroy(&R);
+    ck_assert_int_eq(flash_mark_clean(F), TC_OK);
+    flash_close(&F);
+
+    SIZE_ = 8 * MIB;
+    ck_assert_int_eq(open_at(DIR_, SIZE_, &F), TC_OK);
+    ck_assert_int_eq(flash_reader_create(F, &R), TC_OK);
+    struct flash_stats s = stats();
+    ck_assert_uint_le(s.file_bytes, 8 * MIB);
+    ck_assert_uint_le(s.used_bytes, s.evict_above);
+    ck_assert_uint_lt(s.items, before.items);
+    ck_assert_uint_gt(s.items, 0);
+    /* Not the snapshot (it no longer matches): a rebuild. */
+    ck_assert(!state_now().filter_loaded);
+    finish_rebuild(100);
+    /* The oldest batches went whole; every record left reads back exactly. */
+    int first_left = -1;
+    for (int k = 0; k < NB * PER; k++) {
+        tc_status_e st = lookup(R, rs[k].hv, rs[k].key);
+        if (st == TC_OK && first_left < 0)
+            first_left = k;
+        if (first_left >= 0)
+            ck_rec(&rs[k]);
+        else
+            ck_assert_int_eq(st, TC_NOT_FOUND);
+    }
+    ck_assert_int_eq(first_left % PER, 0);
+    ck_assert_uint_eq(s.items, (uint64_t)(NB * PER - first_left));
+    /* And it goes on working at the new size, a clean restart included. */
+    struct rec r = mk("after-shrink", 100);
+    commit_one(&r);
+    ck_rec(&r);
+    reopen(true);
+    ck_assert(state_now().filter_loaded);
+    ck_rec(&r);
+    ck_rec(&rs[NB * PER - 1]);
+    free(rs);
+}
+END_TEST
+
 static bool moved_aside_exists(void)
 {
     char pattern[600];
@@ -713,6 +762,7 @@ TCase *flash_restart_tcase(void)
     tcase_add_test(tc, test_restart_snapshot_damaged_or_missing);
     tcase_add_test(tc, test_restart_stale_snapshot_not_used);
     tcase_add_test(tc, test_restart_engine_state);
+    tcase_add_test(tc, test_restart_smaller_budget);
     tcase_add_test(tc, test_moved_aside_garbage);
     tcase_add_test(tc, test_moved_aside_truncated);
     tcase_add_test(tc, test_moved_aside_damaged_batch);
