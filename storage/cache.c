@@ -486,7 +486,7 @@ static struct item *evict_locked(struct cache_worker *w, struct cls *k, bool *bu
             }
             if (!dead && flash && !(fl & ITEM_CLEAN) &&
                 tier_admit(item_get_exptime(it), now, c->flash_min_ttl, it->nbytes,
-                           FLASH_VALUE_MAX)) {
+                           c->flash_value_max)) {
                 /* Dirty: it must reach flash before it may leave RAM. The
                  * cleaner fell behind: queue a burst from the tail now. */
                 tier_start_demotion(c, it, hv);

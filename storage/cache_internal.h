@@ -118,6 +118,7 @@ struct cache {
     struct writer *writer;
     struct tier_sketch *sketch;
     uint32_t flash_min_ttl;
+    uint32_t flash_value_max;     /* larger values are not demoted (flash_value_max()) */
     uint32_t pending[HT_STRIPES]; /* queued writes per stripe, under the stripe's lock */
     struct cache_worker *maint_w; /* the maintainer's and crawler's own handle */
     struct tier_counters tc;

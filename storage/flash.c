@@ -257,8 +257,7 @@ static tc_status_e take_lock(struct flash *f)
     if (flock(f->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK)
             return open_failed(f, "locking", errno);
-        tc_log(TC_LOG_ERROR, "flash: data dir %s is in use by another tiercached", f->o.dir);
-        return TC_BUSY;
+        return TC_BUSY; /* the caller says so: it knows what to do about it */
     }
     return TC_OK;
 }
@@ -369,6 +368,11 @@ static void flash_limits(struct flash *f)
         reserve = size / 100 * (100 - HIGH_PCT);
     f->high = size - reserve;
     f->low = f->high - size / 100 * BAND_PCT;
+}
+
+uint32_t flash_value_max(struct flash *f)
+{
+    return (uint32_t)f->value_max;
 }
 
 void flash_txn_limits(struct flash *f, size_t *ops, size_t *bytes)

@@ -134,6 +134,9 @@ typedef void (*flash_evicted_fn)(void *arg, uint64_t hv, const char *key, size_t
 /* Start a write transaction. TC_OK or TC_IO_ERROR. */
 tc_status_e flash_begin(struct flash *f);
 
+/* The largest value this store takes (FLASH_VALUE_MAX, or less for a small map). */
+uint32_t flash_value_max(struct flash *f);
+
 /* How much one transaction should carry at most, for this map size. */
 void flash_txn_limits(struct flash *f, size_t *ops, size_t *bytes);
 
@@ -172,7 +175,7 @@ tc_status_e flash_sync(struct flash *f);
 
 struct flash_stats {
     uint64_t items, live_bytes; /* records and their bytes */
-        uint64_t used_bytes, file_bytes, map_bytes;
+    uint64_t used_bytes, file_bytes, map_bytes;
     uint64_t evict_above; /* a commit evicts when used_bytes passes this */
     uint64_t batches;
     uint64_t filter_items, filter_bytes;

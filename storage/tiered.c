@@ -59,6 +59,7 @@ tc_status_e tier_open(struct cache *c, const struct cache_options *o)
     if (c->sketch == NULL)
         return TC_NO_MEMORY;
     c->flash_min_ttl = o->flash_min_ttl;
+    c->flash_value_max = flash_value_max(c->flash);
     uint64_t qmax = o->flash_queue_max;
     if (qmax == 0)
         qmax = o->mem_limit / 16 < (64ULL << 20) ? o->mem_limit / 16 : (64ULL << 20);
@@ -228,7 +229,7 @@ unsigned tier_preclean_locked(struct cache *c, struct cls *k, unsigned want)
             bool flushed;
             if (cache_item_is_dead(c, it, now, &flushed) ||
                 !tier_admit(item_get_exptime(it), now, c->flash_min_ttl, it->nbytes,
-                            FLASH_VALUE_MAX))
+                            c->flash_value_max))
                 continue; /* the evictor just drops these */
             uint64_t hv = ht_hash(it->data, it->nkey);
             if (!ht_trylock(c->ht, hv))
@@ -392,7 +393,7 @@ static void persist_visit(struct item *it, uint64_t hv, void *arg)
     uint16_t fl = item_iflags(it);
     if ((fl & (ITEM_HEAP | ITEM_CLEAN | ITEM_DEMOTING)) || x->refused ||
         cache_item_is_dead(c, it, x->now, &flushed) ||
-        !tier_admit(item_get_exptime(it), x->now, c->flash_min_ttl, it->nbytes, FLASH_VALUE_MAX))
+        !tier_admit(item_get_exptime(it), x->now, c->flash_min_ttl, it->nbytes, c->flash_value_max))
         return;
     if (tier_start_demotion(c, it, hv))
         x->queued++;
