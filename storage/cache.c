@@ -397,8 +397,10 @@ void cache_link_locked(struct cache *c, struct item *it, uint64_t hv, struct ite
     if (!keep_cas)
         it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
     if (prev != NULL) {
-        /* Flash holds the version being replaced: have it deleted there. */
-        if (item_iflags(prev) & ITEM_CLEAN)
+        /* Flash holds the version being replaced, or will once its queued
+         * write commits: have it deleted there (the delete is queued after
+         * the write), so that a crash cannot bring it back. */
+        if (item_iflags(prev) & (ITEM_CLEAN | ITEM_DEMOTING))
             tier_invalidate_locked(c, hv, prev->data, prev->nkey);
         cache_unlink_locked(c, prev, hv);
     }

@@ -73,6 +73,7 @@ tc_status_e flash_open(const struct flash_options *o, struct flash **out);
 struct flash_state {
     bool fresh;         /* nothing was there (or it was moved aside) */
     bool moved_aside;   /* the old data failed its checks and was renamed */
+    bool discarded;     /* deletes were pending at the last stop: the old data was dropped */
     bool clean;         /* the last stop was clean */
     bool filter_loaded; /* the filter came from the clean stop's snapshot */
     uint64_t cas_lease; /* every CAS handed out before is below this */
@@ -97,6 +98,16 @@ void flash_set_engine_state(struct flash *f, uint64_t cas_lease, uint64_t flush_
  * clean mark, then a snapshot of the filter), and sync. TC_OK or TC_IO_ERROR.
  */
 tc_status_e flash_mark_clean(struct flash *f);
+
+/*
+ * Writer thread: mark the data dir as holding keys that were deleted while
+ * flash was failing (the deletes are held in RAM), or clear the mark once
+ * they are on flash and synced. A start that finds the mark drops the data:
+ * after a crash, or a stop before flash came back, those keys would
+ * otherwise be served again. The mark is an empty file, which a full disk
+ * can still take.
+ */
+tc_status_e flash_mark_unsafe(struct flash *f, bool unsafe);
 
 /* Writer thread: rebuild the filter by up to `budget` index keys. True while
  * more remains (lookups meanwhile go to LMDB). */

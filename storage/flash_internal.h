@@ -66,6 +66,7 @@ struct flash {
     MDB_env *env;
     MDB_dbi idx, bat, meta;
     struct flash_options o;
+    uint64_t map; /* LMDB's map size: o.size less a margin (flash_open) */
     char path[4096];
     int lock_fd;
     size_t psize;
@@ -73,6 +74,12 @@ struct flash {
      * copies and those the previous one freed, must fit above `high` */
     uint64_t high, low; /* eviction band, bytes used */
     size_t txn_ops, txn_bytes, value_max;
+    /* MDB_WRITEMAP: disk blocks reserved up to alloc_end, `ahead` beyond
+     * what LMDB may write next (see reserve_ahead in flash_write.c) */
+    bool writemap;
+    int fd;
+    uint64_t size_found; /* data.mdb's size before opening, UINT64_MAX if none */
+    uint64_t alloc_end, ahead;
     _Atomic(struct filter *) filter;
     pthread_mutex_t readers_lock;
     struct flash_reader *readers;

@@ -27,12 +27,50 @@
  */
 #include "flash_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hashtable.h"
 #include "log.h"
+
+/*
+ * With MDB_WRITEMAP, LMDB writes new pages through the map, and a page in a
+ * hole of the sparse file that the disk cannot back would kill the process
+ * (SIGBUS) instead of failing a call. So blocks are reserved (fallocate)
+ * `extent` bytes, a transaction's worst case, ahead of the end of what LMDB
+ * has committed (pages below it are reused from its free list, already
+ * backed): f->ahead at the start of every transaction, more when a batch
+ * grows past the usual size (a large value). A full disk then fails here,
+ * as an I/O error that degrades to RAM-only service.
+ */
+static tc_status_e reserve_ahead(struct flash *f, uint64_t extent)
+{
+    if (!f->writemap)
+        return TC_OK;
+    MDB_envinfo info;
+    mdb_env_info(f->env, &info);
+    uint64_t map = info.me_mapsize;
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * f->psize + extent;
+    if (need > map)
+        need = map;
+    if (need <= f->alloc_end)
+        return TC_OK;
+    /* A step beyond the need, so that this is rare; on a nearly full disk,
+     * only the need. */
+    uint64_t end = need + f->ahead / 2 < map ? need + f->ahead / 2 : map;
+    int rc = fallocate(f->fd, 0, (off_t)f->alloc_end, (off_t)(end - f->alloc_end)) == 0 ? 0 : errno;
+    if (rc == ENOSPC && end > need) {
+        end = need;
+        rc = fallocate(f->fd, 0, (off_t)f->alloc_end, (off_t)(end - f->alloc_end)) == 0 ? 0 : errno;
+    }
+    if (rc != 0)
+        return flash_translate(f, rc, "reserving disk space");
+    f->alloc_end = end;
+    return TC_OK;
+}
 
 tc_status_e flash_begin(struct flash *f)
 {
@@ -46,6 +84,10 @@ tc_status_e flash_begin(struct flash *f)
     f->fadd.n = f->fdel.n = 0;
     f->nev_begin = f->nev;
     f->evklen_begin = f->evklen;
+    f->wtxn = NULL;
+    tc_status_e st = reserve_ahead(f, f->ahead);
+    if (st != TC_OK)
+        return st;
     int rc = LMDB_CALL(f, mdb_txn_begin(f->env, NULL, 0, &f->wtxn));
     if (rc == 0 && (rc = LMDB_CALL(f, mdb_cursor_open(f->wtxn, f->idx, &f->wcur))) != 0) {
         mdb_txn_abort(f->wtxn);
@@ -147,6 +189,11 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
         batch_start(f, it);
         pk = frec_pack(it, f->base_time, f->base_cas);
         size = frec_size(it, &pk);
+    }
+    if (f->len + size > f->txn_bytes) {
+        tc_status_e st = reserve_ahead(f, f->len + size + f->ahead);
+        if (st != TC_OK)
+            return st;
     }
     if (f->len + size > f->cap) {
         size_t cap = f->cap;
@@ -535,7 +582,7 @@ tc_status_e flash_make_room(struct flash *f, unsigned pct)
     if (st != TC_OK)
         return st;
     f->seq_begin = UINT64_MAX; /* every batch is old enough here */
-    uint64_t target = f->o.size / 100 * (100 - pct);
+    uint64_t target = f->map / 100 * (100 - pct);
     while (st == TC_OK && flash_used_bytes(f, f->wtxn) > target)
         st = evict_oldest(f);
     f->seq_begin = f->seq;

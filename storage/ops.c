@@ -197,17 +197,16 @@ static void bump(struct cache_worker *w, struct item *it)
         atomic_store_explicit(&it->atime, now, memory_order_relaxed);
 }
 
-/* A RAM item's expiry changes: flash's copy (if any) no longer matches. */
 /* A change in place (expiry, incr): flash's copy no longer matches it. */
 static void changed_in_place(struct cache *c, struct item *it, uint64_t hv)
 {
     uint16_t fl = item_iflags(it);
     if (fl & ITEM_DEMOTING)
-        item_set_iflag(it, ITEM_REDIRTY);
-    if (fl & ITEM_CLEAN) {
+        item_set_iflag(it, ITEM_REDIRTY); /* the write in flight may hold either version */
+    if (fl & ITEM_CLEAN)
         item_clear_iflag(it, ITEM_CLEAN);
+    if (fl & (ITEM_CLEAN | ITEM_DEMOTING))
         tier_invalidate_locked(c, hv, it->data, it->nkey);
-    }
 }
 
 static void set_exptime(struct cache *c, struct item *it, uint64_t hv, cache_time_t exptime)

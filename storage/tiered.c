@@ -25,6 +25,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -51,7 +52,17 @@ tc_status_e tier_open(struct cache *c, const struct cache_options *o)
      * and flushes recorded before the stop still hold. */
     struct flash_state fs;
     flash_state_get(c->flash, &fs);
-    atomic_store(&c->next_cas, fs.cas_lease > 1 ? fs.cas_lease : 1);
+    uint64_t next = fs.cas_lease > 1 ? fs.cas_lease : 1;
+    if (fs.fresh || fs.moved_aside || fs.discarded) {
+        /* The lease is gone with the old data, while clients may still
+         * hold CAS values from before: start above them, at the wall
+         * clock in microseconds (no run hands out CAS values faster). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+        next = next > us ? next : us;
+    }
+    atomic_store(&c->next_cas, next);
     atomic_store(&c->cas_lease, fs.cas_lease);
     atomic_store(&c->flush_cas, fs.flush_cas);
     atomic_store(&c->flush_at, fs.flush_at);
@@ -393,8 +404,8 @@ static void persist_visit(struct item *it, uint64_t hv, void *arg)
     uint16_t fl = item_iflags(it);
     if ((fl & (ITEM_HEAP | ITEM_CLEAN | ITEM_DEMOTING)) || x->refused ||
         cache_item_is_dead(c, it, x->now, &flushed) ||
-        !tier_admit(item_get_exptime(it), x->now, c->flash_min_ttl, it->nbytes, c->flash_value_max))
-        return;
+        !tier_admit(item_get_exptime(it), x->now, 0, it->nbytes, c->flash_value_max))
+        return; /* every live item, short-lived ones too: a restart serves what a stop saw */
     if (tier_start_demotion(c, it, hv))
         x->queued++;
     else

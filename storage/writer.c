@@ -45,6 +45,7 @@ struct writer {
     bool stop;
     struct ring q;           /* guarded by lock */
     uint64_t enqueued, done; /* operations queued / finished, guarded by lock */
+    size_t inflight;         /* taken from the queue, not yet finished; guarded by lock */
     pthread_cond_t drained;  /* signalled when done catches up */
     uint64_t q_bytes;        /* bytes of queued writes, guarded by lock */
     _Atomic bool degraded;
@@ -52,6 +53,8 @@ struct writer {
     long long retry_at_ms;
     long retry_ms;
     bool dirty_since_sync;
+    bool unsafe_marked; /* the data dir carries the deletes-pending mark */
+    bool delete_lost;   /* a delete could not even be held */
     long long next_sync_ms;
 
     _Atomic uint64_t s_ops, s_bytes, s_held;
@@ -100,9 +103,10 @@ static uint64_t op_bytes(const struct wop *op)
     return op->type == WOP_WRITE ? item_ntotal(op->it->nkey, op->it->nbytes) : 0;
 }
 
+/* Queue figures for stats; an op counts until its batch is done with. */
 static void publish(struct writer *w)
 {
-    atomic_store_explicit(&w->s_ops, w->q.n, memory_order_relaxed);
+    atomic_store_explicit(&w->s_ops, w->q.n + w->inflight, memory_order_relaxed);
     atomic_store_explicit(&w->s_bytes, w->q_bytes, memory_order_relaxed);
 }
 
@@ -257,6 +261,36 @@ static void enter_degraded(struct writer *w)
     w->retry_at_ms = now_ms() + w->retry_ms;
 }
 
+/*
+ * A delete that cannot reach flash now: held, in order, until flash comes
+ * back. Meanwhile flash holds a key that was deleted, so the data dir is
+ * marked (flash_mark_unsafe) for as long as any delete is held or was lost.
+ */
+static void hold(struct writer *w, struct wop op)
+{
+    if (!w->unsafe_marked) {
+        w->unsafe_marked = true;
+        flash_mark_unsafe(w->f, true);
+    }
+    if (!ring_push(&w->held, op)) {
+        TC_LOG_ONCE(TC_LOG_ERROR, "flash: cannot hold a delete: out of memory");
+        w->delete_lost = true; /* the mark stays: this key may come back */
+        cache_flash_done(w->c, &op, false);
+    }
+}
+
+/* The held deletes are on flash: once synced, the mark can go. */
+static void release_mark(struct writer *w)
+{
+    if (!w->unsafe_marked || w->held.n > 0 || w->delete_lost)
+        return;
+    if (w->sync_mode != CACHE_FLASH_SYNC_ALWAYS && flash_sync(w->f) != TC_OK)
+        return;
+    w->dirty_since_sync = false;
+    if (flash_mark_unsafe(w->f, false) == TC_OK)
+        w->unsafe_marked = false;
+}
+
 /* Run one batch; on success report every op, else hold deletes and fail writes. */
 static void run_batch(struct writer *w, struct wop *ops, size_t n)
 {
@@ -296,12 +330,12 @@ static void run_batch(struct writer *w, struct wop *ops, size_t n)
             tc_log(TC_LOG_WARN, "flash: writes work again");
             atomic_store(&w->degraded, false);
         }
+        release_mark(w);
     } else {
         enter_degraded(w);
         for (size_t i = 0; i < n; i++) {
             if (ops[i].type == WOP_DELETE) {
-                if (!ring_push(&w->held, ops[i]))
-                    TC_LOG_ONCE(TC_LOG_ERROR, "flash: cannot hold a delete: out of memory");
+                hold(w, ops[i]);
             } else {
                 atomic_fetch_add(&w->failed, 1);
                 cache_flash_done(w->c, &ops[i], false);
@@ -321,8 +355,7 @@ static void refuse_batch(struct writer *w, struct wop *ops, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (ops[i].type == WOP_DELETE) {
-            if (!ring_push(&w->held, ops[i]))
-                TC_LOG_ONCE(TC_LOG_ERROR, "flash: cannot hold a delete: out of memory");
+            hold(w, ops[i]);
         } else {
             atomic_fetch_add(&w->failed, 1);
             cache_flash_done(w->c, &ops[i], false);
@@ -425,6 +458,7 @@ static void *writer_main(void *arg)
             n++;
         }
         w->q_bytes -= bytes;
+        w->inflight = n;
         publish(w);
         pthread_mutex_unlock(&w->lock);
         if (degraded) {
@@ -442,6 +476,8 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_lock(&w->lock);
         w->done += n;
+        w->inflight = 0;
+        publish(w);
         pthread_cond_broadcast(&w->drained);
     }
     pthread_mutex_unlock(&w->lock);
@@ -492,8 +528,8 @@ void writer_stop(struct writer **wp)
      * the engine; drop the queue's references. */
     if (w->held.n > 0)
         tc_log(TC_LOG_ERROR,
-               "flash: %zu deletes could not be written; those keys may come back after "
-               "a restart",
+               "flash: %zu deletes could not be written; the next start drops the flash "
+               "data so that those keys cannot come back",
                w->held.n);
     while (w->held.n > 0) {
         struct wop op = ring_pop(&w->held);

@@ -41,7 +41,8 @@ struct wop {
 };
 
 struct writer_stats {
-    uint64_t queue_ops, queue_bytes, held_deletes;
+    uint64_t queue_ops; /* queued or being written: 0 once everything queued is done */
+    uint64_t queue_bytes, held_deletes;
     uint64_t batches, batch_ops, batch_max;
     uint64_t written, skipped_clean, deleted, failed;
     uint64_t retries, map_full;

@@ -289,7 +289,8 @@ struct cache_tier_stats {
     uint64_t flash_hits, flash_misses, filter_negatives, filter_items, filter_bytes, lmdb_lookups;
     uint64_t flash_evictions, flash_evicted_batches, flash_deletes;
     uint64_t dropped_clean, dropped_dirty, tombstones, busy;
-    uint64_t queue_ops, queue_bytes, held_deletes;
+    uint64_t queue_ops; /* queued or being written: 0 once everything queued is done */
+    uint64_t queue_bytes, held_deletes;
     uint64_t batches, batch_ops, batch_max, map_full, syncs, io_errors;
     uint64_t heap_items, heap_bytes;
 };
