@@ -59,6 +59,7 @@ struct worker_class_counters {
 struct worker_counters {
     wctr_t get_misses, get_expired, get_flushed, touch_misses, delete_misses, incr_misses,
         decr_misses, cas_misses, store_too_large, store_no_memory, flush_cmds;
+    wctr_t flash_get_hits; /* gets served from flash (no slab class) */
     struct worker_class_counters cls[CACHE_MAX_CLASSES];
 };
 

@@ -163,6 +163,7 @@ static void global_raw(struct cache *c, const struct worker_counters *wc, struct
     o->store_too_large = WCTR_GET(wc->store_too_large);
     o->store_no_memory = WCTR_GET(wc->store_no_memory);
     o->flush_cmds = WCTR_GET(wc->flush_cmds);
+    o->get_hits = WCTR_GET(wc->flash_get_hits);
 
     for (unsigned id = 1; id <= c->large; id++) {
         struct cache_class_stats k;

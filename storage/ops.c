@@ -217,8 +217,11 @@ static void set_exptime(struct cache *c, struct item *it, uint64_t hv, cache_tim
 
 static void count_hit(struct cache_worker *w, const struct item *it, bool touch)
 {
-    if (item_iflags(it) & ITEM_HEAP)
-        return; /* flash hits are counted in the tier counters */
+    if (item_iflags(it) & ITEM_HEAP) {
+        /* A copy from flash: a hit like any other, of no slab class. */
+        WCTR_INC(w->ctr.flash_get_hits);
+        return;
+    }
     struct worker_class_counters *cc = &w->ctr.cls[it->clsid];
     if (touch) {
         WCTR_INC(cc->touch_hits);

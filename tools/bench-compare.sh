@@ -10,8 +10,8 @@
 #                   at a small -m keeps flash headers in one slab page (about
 #                   11,000 items) and its flash tier barely helps (memcached
 #                   issue #541)
-#   tiercached      (RAM only for now: its flash tier is not built yet, so
-#                   --flash-size/--data-dir are accepted and do nothing)
+#   tiercached      with its flash tier: --flash-size=FLASH and a data dir
+#                   in the work directory
 # and runs the same tiercache-bench workloads against each, alternating
 # servers (A B C A B C ..., --rounds rounds), so slow drifts of the machine
 # hit every server alike. Prints one Markdown table: per workload and server

@@ -325,8 +325,10 @@ START_TEST(test_fill_beyond_ram_all_readable)
 
     /* Every key reads back exactly; the ones RAM dropped come from flash
      * as heap copies and stay on flash (a first hit does not promote). */
-    unsigned on_flash = 0;
+        unsigned on_flash = 0;
     uint64_t hits0 = s.flash_hits;
+    struct cache_stats cs0;
+    cache_stats_get(C, &cs0);
     for (unsigned i = 0; i < N; i++) {
         char key[32];
         snprintf(key, sizeof(key), "k:%u", i);
@@ -346,8 +348,12 @@ START_TEST(test_fill_beyond_ram_all_readable)
         }
     }
     ck_assert_uint_gt(on_flash, N / 4);
-    s = tier();
+        s = tier();
     ck_assert_uint_eq(s.flash_hits - hits0, on_flash);
+    struct cache_stats cs1;
+    cache_stats_get(C, &cs1);
+    ck_assert_uint_eq(cs1.get_hits - cs0.get_hits, N); /* memcached's get_hits: both tiers */
+    ck_assert_uint_eq(cs1.get_misses, cs0.get_misses);
     ck_assert_uint_ge(s.lmdb_lookups, on_flash);
     ck_assert_uint_eq(s.heap_items, 0); /* every copy was released */
 
