@@ -310,6 +310,9 @@ static void run_batch(struct writer *w, struct wop *ops, size_t n)
         }
     }
     if (st == TC_OK) {
+        /* Before the ops are reported: whoever sees a held delete done (or
+         * degraded mode over) must not then read it as still held. */
+        atomic_store(&w->s_held, w->held.n);
         w->dirty_since_sync = true;
         atomic_fetch_add(&w->batches, 1);
         atomic_fetch_add(&w->batch_ops, n);
