@@ -76,192 +76,69 @@
 /* ---------------------------------------------------------------- servers */
 
 /*
- * A server on a data dir of the test's own. The guard is flash_testlib's
- * (a child that kills the server when the test process goes away), copied
- * here because it must be restarted with each new server process and
- * remove the data dir's ".corrupt-*" siblings too.
+ * A server on a data dir of the test's own (flash_testlib's ft_dir_*: its
+ * guard is re-armed for every new server process, and removes the dir's
+ * ".corrupt-*" siblings too). The wrappers below add -v to every start and
+ * turn failures into test failures.
  */
-struct rsrv {
-    struct tserver ts;
-    char dir[200];
-    char dirarg[220];
-    pid_t guard_pid;
-    int guard_fd;
-};
 
-static void remove_dirs(const char *dir)
-{
-    ts_remove_tree(dir);
-    char pat[300];
-    snprintf(pat, sizeof(pat), "%s.corrupt-*", dir);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            ts_remove_tree(g.gl_pathv[i]);
-        globfree(&g);
-    }
-}
-
-static bool is_tiercached(pid_t pid)
-{
-    char path[64], cmd[512];
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
-    fclose(f);
-    cmd[n] = '\0';
-    return strstr(cmd, "tiercached") != NULL;
-}
-
-static void guard_start(struct rsrv *s)
-{
-    int p[2];
-    s->guard_pid = -1;
-    s->guard_fd = -1;
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return;
-    pid_t g = fork();
-    if (g < 0) {
-        close(p[0]);
-        close(p[1]);
-        return;
-    }
-    if (g == 0) {
-        setpgid(0, 0); /* outlive Check's kill of the test's group */
-        close(p[1]);
-        char c;
-        ssize_t r;
-        do
-            r = read(p[0], &c, 1);
-        while (r < 0 && errno == EINTR);
-        if (r != 1) {
-            if (s->ts.pid > 0 && is_tiercached(s->ts.pid))
-                kill(s->ts.pid, SIGKILL);
-            ft_pause_ms(200);
-            remove_dirs(s->dir);
-        }
-        _exit(0);
-    }
-    close(p[0]);
-    s->guard_pid = g;
-    s->guard_fd = p[1];
-}
-
-static void guard_release(struct rsrv *s)
-{
-    if (s->guard_fd >= 0) {
-        ssize_t w = write(s->guard_fd, "q", 1);
-        (void)w;
-        close(s->guard_fd);
-        s->guard_fd = -1;
-    }
-    if (s->guard_pid > 0) {
-        waitpid(s->guard_pid, NULL, 0);
-        s->guard_pid = -1;
-    }
-}
-
-/* "-v --data-dir=DIR" and the caller's options (NULL-terminated). */
-static void build_args(struct rsrv *s, const char **argv, size_t cap, const char *const *opts)
+/* "-v" and the caller's options (NULL-terminated). */
+static void build_args(const char **argv, size_t cap, const char *const *opts)
 {
     size_t n = 0;
     argv[n++] = "-v";
-    argv[n++] = s->dirarg;
     for (size_t i = 0; opts != NULL && opts[i] != NULL && n < cap - 1; i++)
         argv[n++] = opts[i];
     argv[n] = NULL;
 }
 
 /* A fresh data dir /tmp/tc-restart-<pid>-<tag> (removed first if left over). */
-static void rs_init(struct rsrv *s, const char *tag)
+static void rs_init(struct ft_server *s, const char *tag)
 {
-    memset(s, 0, sizeof(*s));
-    s->ts.pid = -1;
-    s->guard_pid = -1;
-    s->guard_fd = -1;
-    snprintf(s->dir, sizeof(s->dir), "/tmp/tc-restart-%d-%s", (int)getpid(), tag);
-    snprintf(s->dirarg, sizeof(s->dirarg), "--data-dir=%s", s->dir);
-    remove_dirs(s->dir);
+    char dir[200];
+    snprintf(dir, sizeof(dir), "/tmp/tc-restart-%d-%s", (int)getpid(), tag);
+    ft_dir_init(s, dir);
 }
 
 /* First start (-p 0). */
-static void rs_start(struct rsrv *s, const char *const *opts)
+static void rs_start(struct ft_server *s, const char *const *opts)
 {
     const char *argv[40];
-    build_args(s, argv, 40, opts);
-    ck_assert_msg(ts_start_tiercached(&s->ts, argv) == 0, "tiercached did not start on %s (log %s)",
-                  s->dir, s->ts.log_path);
-    guard_start(s);
+    build_args(argv, 40, opts);
+    ck_assert_msg(ft_dir_start(s, argv) == 0, "tiercached did not start on %s (log %s)", s->dir,
+                  s->ts.log_path);
 }
 
 /* The log of a server that has exited: no sanitizer report in it; removed. */
-static void log_retire(struct rsrv *s)
+static void log_retire(struct ft_server *s)
 {
-    if (s->ts.log_path[0] == '\0')
-        return;
-    ck_assert_msg(!ts_file_contains(s->ts.log_path, "Sanitizer") &&
-                      !ts_file_contains(s->ts.log_path, "runtime error"),
-                  "a sanitizer report in %s", s->ts.log_path);
-    unlink(s->ts.log_path);
-    s->ts.log_path[0] = '\0';
+    ck_assert_msg(ft_log_retire(s->ts.log_path), "a sanitizer report in %s", s->ts.log_path);
 }
 
 /* Start again on the same port and data dir; the first request may come
- * right after this returns (the port answers). */
-static void rs_restart(struct rsrv *s, const char *const *opts)
+ * right after this returns (the port answers, and the log says it is this
+ * server's). */
+static void rs_restart(struct ft_server *s, const char *const *opts)
 {
-    guard_release(s);
     log_retire(s);
     const char *argv[40];
-    build_args(s, argv, 40, opts);
-    int r = ts_restart_tiercached(&s->ts, argv);
-    if (r != 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "cat '%s' >&2", s->ts.log_path);
-        int x = system(cmd);
-        (void)x;
-    }
-    ck_assert_msg(r == 0, "tiercached did not restart on %s (log %s)", s->dir, s->ts.log_path);
-    /* The port answering could be another process that took it meanwhile:
-     * the log must say this server listens there. */
-    char want[64];
-    snprintf(want, sizeof(want), "listening on 127.0.0.1:%d", s->ts.port);
-    long long deadline = ts_now_ms() + 10000;
-    while (!ts_file_contains(s->ts.log_path, want) && ts_now_ms() < deadline)
-        ft_pause_ms(5);
-    ck_assert_msg(ts_file_contains(s->ts.log_path, want),
-                  "the restarted server does not say \"%s\"", want);
-    guard_start(s);
-}
-
-/* Send sig and wait for the exit; the wait status, or -1 if it did not exit. */
-static int rs_signal(struct rsrv *s, int sig, int timeout_ms)
-{
-    int st = ts_signal_wait(&s->ts, sig, timeout_ms);
-    if (s->ts.pid > 0) {
-        kill(s->ts.pid, SIGKILL);
-        waitpid(s->ts.pid, NULL, 0);
-        s->ts.pid = -1;
-        st = -1;
-    }
-    guard_release(s);
-    return st;
+    build_args(argv, 40, opts);
+    ck_assert_msg(ft_restart(s, argv) == 0, "tiercached did not restart on %s (log %s)", s->dir,
+                  s->ts.log_path);
 }
 
 /* SIGTERM: the server must write RAM to flash and exit 0. */
-static void rs_term(struct rsrv *s)
+static void rs_term(struct ft_server *s)
 {
-    int st = rs_signal(s, SIGTERM, STOP_MS);
+    int st = ft_signal(s, SIGTERM, STOP_MS);
     char why[80];
     ck_assert_msg(ft_exited_zero(st), "tiercached on %s: %s after SIGTERM (log %s)", s->dir,
                   ft_status_text(st, why, sizeof(why)), s->ts.log_path);
 }
 
-static void rs_kill(struct rsrv *s)
+static void rs_kill(struct ft_server *s)
 {
-    int st = rs_signal(s, SIGKILL, 10000);
+    int st = ft_signal(s, SIGKILL, 10000);
     char why[80];
     ck_assert_msg(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                   "tiercached did not die of SIGKILL but of %s (log %s)",
@@ -269,22 +146,19 @@ static void rs_kill(struct rsrv *s)
 }
 
 /* Stop if running, remove the data dirs and the log. */
-static void rs_done(struct rsrv *s)
+static void rs_done(struct ft_server *s)
 {
-    if (s->ts.pid > 0)
-        rs_signal(s, SIGKILL, 10000);
-    guard_release(s);
-    remove_dirs(s->dir);
+    ft_dir_deinit(s);
     log_retire(s);
 }
 
-static bool log_has(const struct rsrv *s, const char *needle)
+static bool log_has(const struct ft_server *s, const char *needle)
 {
     return ts_file_contains(s->ts.log_path, needle);
 }
 
 /* The `stats tiers` value `name` (the server must answer). */
-static long long tier(const struct rsrv *s, const char *name)
+static long long tier(const struct ft_server *s, const char *name)
 {
     long long v = ft_tier(s->ts.port, name);
     ck_assert_msg(v >= 0, "stats tiers: no %s", name);
@@ -296,7 +170,7 @@ static long long tier(const struct rsrv *s, const char *name)
  * committed (see the top of the file): writer_queue_ops 0 and heap_items 0
  * in one snapshot, and flash not degraded.
  */
-static void wait_committed(const struct rsrv *s)
+static void wait_committed(const struct ft_server *s)
 {
     struct ft_stats *st = malloc(sizeof(*st));
     ck_assert_ptr_nonnull(st);
@@ -565,7 +439,7 @@ START_TEST(test_round_trip)
 {
     long n = ft_env_long("TC_RESTART_ITEMS", 60000);
     const char *opts[] = {"-m", "8", "-t", "2", FLASH_BIG, NULL};
-    struct rsrv s;
+    struct ft_server s;
     rs_init(&s, "rt");
     rs_start(&s, opts);
     long long t0 = ts_now_ms();
@@ -657,7 +531,7 @@ static void wait_until_wall(time_t when)
  * on flash), then wait until the writer has committed the flash delete that
  * this queues and everything before it.
  */
-static void marker_commit(const struct rsrv *s, const char *prefix, long i)
+static void marker_commit(const struct ft_server *s, const char *prefix, long i)
 {
     set_range(s->ts.port, prefix, i, i + 1, 1000, shape_1k, NULL);
     wait_committed(s);
@@ -679,7 +553,7 @@ START_TEST(test_flush)
     const char *opts[] = {"-m", "8", "-t", "2", FLASH_BIG, "--flash-sync=always", NULL};
 
     /* 1. flush_all, SIGTERM, restart: nothing comes back; later sets stay. */
-    struct rsrv s;
+    struct ft_server s;
     rs_init(&s, "flush");
     rs_start(&s, opts);
     set_range(s.ts.port, "fl", 0, n, 1, shape_1k, NULL);
@@ -713,7 +587,7 @@ START_TEST(test_flush)
 
     /* 3. A delayed flush_all pending across a graceful stop (g) and across
      * a crash (k), two servers on one clock. */
-    struct rsrv g, k;
+    struct ft_server g, k;
     rs_init(&g, "dflush-g");
     rs_init(&k, "dflush-k");
     long m = n / 3;
@@ -797,7 +671,7 @@ START_TEST(test_delete_overwrite)
     struct rec *want = recs(n), *got = recs(n);
 
     /* Graceful: a mix of RAM and flash items, exact afterwards. */
-    struct rsrv s;
+    struct ft_server s;
     rs_init(&s, "del");
     rs_start(&s, opts);
     set_range(s.ts.port, "dl", 0, n, 1, shape_1k, want);
@@ -891,7 +765,7 @@ START_TEST(test_expired_while_down)
 {
     long n = ft_env_long("TC_RESTART_TTL_ITEMS", 3000);
     const char *opts[] = {"-m", "8", "-t", "2", FLASH_BIG, "--flash-min-ttl=1", NULL};
-    struct rsrv s;
+    struct ft_server s;
     rs_init(&s, "ttl");
     rs_start(&s, opts);
     struct rec *want = recs(n), *got = recs(n);
@@ -971,7 +845,7 @@ static int run_to_exit(const char *const *args, const char *log, int timeout_ms)
 START_TEST(test_locked)
 {
     const char *opts[] = {"-m", "8", "-t", "2", FLASH_BIG, NULL};
-    struct rsrv s;
+    struct ft_server s;
     rs_init(&s, "lock");
     rs_start(&s, opts);
     struct rec want[100], got[100];
@@ -979,7 +853,9 @@ START_TEST(test_locked)
 
     char log[200];
     snprintf(log, sizeof(log), "/tmp/tc-restart-%d-second.log", (int)getpid());
-    const char *second[] = {"-p", "0", "-v", s.dirarg, "-m", "8", FLASH_BIG, NULL};
+    char dirarg[300];
+    snprintf(dirarg, sizeof(dirarg), "--data-dir=%s", s.dir);
+    const char *second[] = {"-p", "0", "-v", dirarg, "-m", "8", FLASH_BIG, NULL};
     int st = run_to_exit(second, log, 20000);
     char why[80];
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
@@ -1009,7 +885,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- damaged */
 
-static void path_in(char *out, size_t cap, const struct rsrv *s, const char *name)
+static void path_in(char *out, size_t cap, const struct ft_server *s, const char *name)
 {
     snprintf(out, cap, "%s/%s", s->dir, name);
 }
@@ -1152,7 +1028,7 @@ static const char *const damage_names[] = {"truncated", "garbage", "empty",     
                                            "state",     "batch",   "snap-trunc", "snap-flip"};
 
 /* Whether a DIR.corrupt-<unixtime> exists with a time in [t0, t1]. */
-static bool moved_aside(const struct rsrv *s, time_t t0, time_t t1)
+static bool moved_aside(const struct ft_server *s, time_t t0, time_t t1)
 {
     char pat[300];
     snprintf(pat, sizeof(pat), "%s.corrupt-*", s->dir);
@@ -1173,7 +1049,7 @@ static void damaged_case(enum damage d)
     const long n = 3000;
     const char *opts[] = {"-m", "8", "-t", "2", "--flash-size=64m", NULL};
     const char *name = damage_names[d];
-    struct rsrv s;
+    struct ft_server s;
     char tag[32], path[300];
     snprintf(tag, sizeof(tag), "dmg-%s", name);
     rs_init(&s, tag);
@@ -1274,7 +1150,7 @@ START_TEST(test_options_changed)
 {
     long n = ft_env_long("TC_RESTART_OPT_ITEMS", 30000); /* 1 KB each */
     const long nbig = 8, nnew = 2000;
-    struct rsrv s;
+    struct ft_server s;
     rs_init(&s, "opts");
     struct rec *want = recs(n), *got = recs(n), *bwant = recs(nbig), *bgot = recs(nbig);
     struct rec *nwant = recs(nnew), *ngot = recs(nnew);

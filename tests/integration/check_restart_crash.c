@@ -55,8 +55,6 @@
  * acknowledged state, CAS included.
  */
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -83,122 +81,25 @@
 
 /* ---------------------------------------------------------------- servers */
 
-/* As in check_restart.c: a server on the test's data dir, its guard (the
- * flash_testlib guard, restarted with every server process). */
-struct rsrv {
-    struct tserver ts;
-    char dir[200];
-    char dirarg[220];
-    pid_t guard_pid;
-    int guard_fd;
-};
-
-static bool is_tiercached(pid_t pid)
-{
-    char path[64], cmd[512];
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
-    fclose(f);
-    cmd[n] = '\0';
-    return strstr(cmd, "tiercached") != NULL;
-}
-
-static void guard_start(struct rsrv *s)
-{
-    int p[2];
-    s->guard_pid = -1;
-    s->guard_fd = -1;
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return;
-    pid_t g = fork();
-    if (g < 0) {
-        close(p[0]);
-        close(p[1]);
-        return;
-    }
-    if (g == 0) {
-        setpgid(0, 0);
-        close(p[1]);
-        char c;
-        ssize_t r;
-        do
-            r = read(p[0], &c, 1);
-        while (r < 0 && errno == EINTR);
-        if (r != 1) {
-            if (s->ts.pid > 0 && is_tiercached(s->ts.pid))
-                kill(s->ts.pid, SIGKILL);
-            ft_pause_ms(200);
-            ts_remove_tree(s->dir);
-        }
-        _exit(0);
-    }
-    close(p[0]);
-    s->guard_pid = g;
-    s->guard_fd = p[1];
-}
-
-static void guard_release(struct rsrv *s)
-{
-    if (s->guard_fd >= 0) {
-        ssize_t w = write(s->guard_fd, "q", 1);
-        (void)w;
-        close(s->guard_fd);
-        s->guard_fd = -1;
-    }
-    if (s->guard_pid > 0) {
-        waitpid(s->guard_pid, NULL, 0);
-        s->guard_pid = -1;
-    }
-}
+/* As in check_restart.c: a server on the test's data dir (flash_testlib's
+ * ft_dir_*, a guard for every server process). */
 
 static const char *const server_opts[] = {
     "-v", "-m", "4", "-t", "2", "--flash-size=2g", "--flash-sync=always", NULL,
 };
 
-static void build_args(struct rsrv *s, const char **argv, size_t cap)
-{
-    size_t n = 0;
-    argv[n++] = s->dirarg;
-    for (size_t i = 0; server_opts[i] != NULL && n < cap - 1; i++)
-        argv[n++] = server_opts[i];
-    argv[n] = NULL;
-}
-
 /* Start on a free port (-p 0, every time: one attempt, so a start that
  * fails is never retried into success). */
-static void rs_start(struct rsrv *s)
+static void rs_start(struct ft_server *s)
 {
-    const char *argv[32];
-    build_args(s, argv, 32);
-    ck_assert_msg(ts_start_tiercached(&s->ts, argv) == 0, "tiercached did not start on %s (log %s)",
+    ck_assert_msg(ft_dir_start(s, server_opts) == 0, "tiercached did not start on %s (log %s)",
                   s->dir, s->ts.log_path);
-    guard_start(s);
-}
-
-static int rs_signal(struct rsrv *s, int sig, int timeout_ms)
-{
-    int st = ts_signal_wait(&s->ts, sig, timeout_ms);
-    if (s->ts.pid > 0) {
-        kill(s->ts.pid, SIGKILL);
-        waitpid(s->ts.pid, NULL, 0);
-        s->ts.pid = -1;
-        st = -1;
-    }
-    guard_release(s);
-    return st;
 }
 
 /* A log of a server that has exited: no sanitizer report in it; removed. */
-static void log_retire(const char *path)
+static void log_retire(char *path)
 {
-    if (path[0] == '\0')
-        return;
-    ck_assert_msg(!ts_file_contains(path, "Sanitizer") && !ts_file_contains(path, "runtime error"),
-                  "a sanitizer report in %s", path);
-    unlink(path);
+    ck_assert_msg(ft_log_retire(path), "a sanitizer report in %s", path);
 }
 
 /* ---------------------------------------------------------------- the model */
@@ -729,7 +630,7 @@ static void check_key(long kidx, const struct seen *s, bool graceful, bool may_e
     k->synced = -1;
 }
 
-static off_t data_size(const struct rsrv *s)
+static off_t data_size(const struct ft_server *s)
 {
     char path[300];
     struct stat st;
@@ -737,7 +638,7 @@ static off_t data_size(const struct rsrv *s)
     return stat(path, &st) == 0 ? st.st_size : 0;
 }
 
-static void verify(struct rsrv *s, bool graceful, const char *what)
+static void verify(struct ft_server *s, bool graceful, const char *what)
 {
     struct seen *seen = calloc((size_t)nkeys, sizeof(*seen));
     ck_assert_ptr_nonnull(seen);
@@ -787,12 +688,10 @@ START_TEST(test_crash_loop)
     for (long k = 0; k < nkeys; k++)
         keys[k].synced = -1;
 
-    struct rsrv s;
-    memset(&s, 0, sizeof(s));
-    s.ts.pid = -1;
-    snprintf(s.dir, sizeof(s.dir), "/tmp/tc-restart-crash-%d", (int)getpid());
-    snprintf(s.dirarg, sizeof(s.dirarg), "--data-dir=%s", s.dir);
-    ts_remove_tree(s.dir);
+    struct ft_server s;
+    char dir[200];
+    snprintf(dir, sizeof(dir), "/tmp/tc-restart-crash-%d", (int)getpid());
+    ft_dir_init(&s, dir);
     rs_start(&s);
     long long t_all = ts_now_ms();
     char prev_log[256] = ""; /* the logs of the last two servers are kept */
@@ -814,13 +713,13 @@ START_TEST(test_crash_loop)
         if (graceful) {
             atomic_store(&w.stop, true);
             pthread_join(th, NULL);
-            st = rs_signal(&s, SIGTERM, STOP_MS);
+            st = ft_signal(&s, SIGTERM, STOP_MS);
             char why[80];
             ck_assert_msg(ft_exited_zero(st), "graceful stop after the crash loop: %s (log %s)",
                           ft_status_text(st, why, sizeof(why)), s.ts.log_path);
         } else {
             atomic_store(&w.killing, true);
-            st = rs_signal(&s, SIGKILL, 10000);
+            st = ft_signal(&s, SIGKILL, 10000);
             char why[80];
             ck_assert_msg(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                           "cycle %ld: tiercached did not die of SIGKILL but of %s (log %s)", cycle,
@@ -848,9 +747,9 @@ START_TEST(test_crash_loop)
     }
     fprintf(stderr, "crash loop: %ld cycles in %lld ms, %zu CAS values seen, no error\n", cycles,
             ts_now_ms() - t_all, cas_n);
-    int st = rs_signal(&s, SIGTERM, STOP_MS);
+    int st = ft_signal(&s, SIGTERM, STOP_MS);
     ck_assert(ft_exited_zero(st));
-    ts_remove_tree(s.dir);
+    ft_dir_deinit(&s);
     log_retire(s.ts.log_path);
     log_retire(prev_log);
     for (long k = 0; k < nkeys; k++)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #define LINE_MAX_BYTES  (64 * 1024)
 #define READ_CHUNK      (256 * 1024)
 #define DEFAULT_TIMEOUT 30000
+#define ARGS_MAX        48 /* a server's arguments, the terminating NULL included */
 
 /* ---------------------------------------------------------------- servers */
 
@@ -54,10 +56,29 @@ static bool is_tiercached(pid_t pid)
     return strstr(cmd, "tiercached") != NULL;
 }
 
+/* rm -rf a data dir of the test's own and its dir.corrupt-* siblings. */
+static void remove_dirs(const char *dir)
+{
+    if (dir[0] == '\0')
+        return;
+    ts_remove_tree(dir);
+    char pat[300];
+    snprintf(pat, sizeof(pat), "%s.corrupt-*", dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            ts_remove_tree(g.gl_pathv[i]);
+        globfree(&g);
+    }
+}
+
 /*
  * The guard: a child that blocks reading a pipe whose write end only the
  * test process holds (close-on-exec, so servers do not inherit it). A byte
- * means "released"; EOF means the test process is gone: kill the server.
+ * means "released"; EOF means the test process is gone: kill the server
+ * and remove its data dir (the test's own with its siblings, or a made-up
+ * one). It knows the pid the server had at the fork: a restarted server
+ * needs a new guard.
  */
 static void guard_start(struct ft_server *s)
 {
@@ -85,7 +106,10 @@ static void guard_start(struct ft_server *s)
         if (r != 1) {
             if (s->ts.pid > 0 && is_tiercached(s->ts.pid))
                 kill(s->ts.pid, SIGKILL);
-            if (s->ts.own_data_dir) {
+            if (s->dir[0] != '\0') {
+                ft_pause_ms(200);
+                remove_dirs(s->dir);
+            } else if (s->ts.own_data_dir) {
                 ft_pause_ms(200);
                 ts_remove_tree(s->ts.data_dir);
             }
@@ -132,6 +156,125 @@ int ft_stop(struct ft_server *s)
     int st = ts_stop(&s->ts);
     guard_release(s);
     return st;
+}
+
+void ft_dir_init(struct ft_server *s, const char *dir)
+{
+    memset(s, 0, sizeof(*s));
+    s->ts.pid = -1;
+    s->guard_pid = -1;
+    s->guard_fd = -1;
+    snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    remove_dirs(s->dir);
+}
+
+/*
+ * The arguments of a start of s: "--data-dir=<s->dir>" (into dirarg) if s
+ * has a dir of the test's own, then args. 0, or -1 if they do not fit.
+ */
+static int server_args(const struct ft_server *s, char *dirarg, size_t dcap, const char **argv,
+                       const char *const *args)
+{
+    size_t n = 0;
+    if (s->dir[0] != '\0') {
+        snprintf(dirarg, dcap, "--data-dir=%s", s->dir);
+        argv[n++] = dirarg;
+    }
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
+        if (n >= ARGS_MAX - 1) {
+            fprintf(stderr, "tiercached: more than %d arguments\n", ARGS_MAX - 1);
+            return -1;
+        }
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return 0;
+}
+
+/* Whether s has no server process; says so on stderr if it has one. */
+static bool not_running(const struct ft_server *s, const char *what)
+{
+    if (s->ts.pid <= 0)
+        return true;
+    fprintf(stderr, "%s: tiercached (pid %d) still runs\n", what, (int)s->ts.pid);
+    return false;
+}
+
+int ft_dir_start(struct ft_server *s, const char *const *args)
+{
+    if (s->dir[0] == '\0') {
+        fprintf(stderr, "ft_dir_start: no data dir (ft_dir_init)\n");
+        return -1;
+    }
+    if (!not_running(s, "ft_dir_start"))
+        return -1;
+    guard_release(s);
+    char dirarg[300];
+    const char *argv[ARGS_MAX];
+    if (server_args(s, dirarg, sizeof(dirarg), argv, args) != 0 ||
+        ts_start_tiercached(&s->ts, argv) != 0)
+        return -1;
+    guard_start(s);
+    return 0;
+}
+
+int ft_restart(struct ft_server *s, const char *const *args)
+{
+    if (!not_running(s, "ft_restart"))
+        return -1;
+    guard_release(s);
+    char dirarg[300];
+    const char *argv[ARGS_MAX];
+    if (server_args(s, dirarg, sizeof(dirarg), argv, args) != 0)
+        return -1;
+    if (ts_restart_tiercached(&s->ts, argv) != 0) {
+        ft_dump_log(s, "did not restart");
+        return -1;
+    }
+    guard_start(s);
+    char want[64];
+    snprintf(want, sizeof(want), "listening on 127.0.0.1:%d", s->ts.port);
+    long long deadline = ts_now_ms() + 10000;
+    while (!ts_file_contains(s->ts.log_path, want) && ts_now_ms() < deadline)
+        ft_pause_ms(5);
+    if (!ts_file_contains(s->ts.log_path, want)) {
+        fprintf(stderr, "the restarted tiercached does not say \"%s\"\n", want);
+        ft_dump_log(s, "not listening on its port");
+        return -1;
+    }
+    return 0;
+}
+
+int ft_signal(struct ft_server *s, int sig, int timeout_ms)
+{
+    int st = ts_signal_wait(&s->ts, sig, timeout_ms);
+    if (s->ts.pid > 0) {
+        kill(s->ts.pid, SIGKILL);
+        waitpid(s->ts.pid, NULL, 0);
+        s->ts.pid = -1;
+        st = -1;
+    }
+    guard_release(s);
+    return st;
+}
+
+void ft_dir_deinit(struct ft_server *s)
+{
+    if (s->ts.pid > 0)
+        ft_signal(s, SIGKILL, 10000);
+    guard_release(s);
+    remove_dirs(s->dir);
+}
+
+bool ft_log_retire(char *path)
+{
+    if (path[0] == '\0')
+        return true;
+    if (ts_file_contains(path, "Sanitizer") || ts_file_contains(path, "runtime error"))
+        return false;
+    unlink(path);
+    path[0] = '\0';
+    return true;
 }
 
 bool ft_exited_zero(int status)

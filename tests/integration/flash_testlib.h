@@ -12,9 +12,15 @@
  *     "<key>|<version>|<length>|<payload>", the payload derived from key and
  *     version, so any reader can tell whose value it got, which version, and
  *     whether a single byte is wrong;
- *   - a guard process per server: Check ends a failing or timed-out test with
- *     _exit or SIGKILL, which would leave tiercached running; the guard kills
- *     it (and removes its scratch data dir) when the test process goes away.
+ *   - a guard process per server process: Check ends a failing or
+ *     timed-out test with _exit or SIGKILL, which would leave tiercached
+ *     running; the guard kills it (and removes its scratch data dir) when
+ *     the test process goes away. A restarted server gets a new guard for
+ *     its new pid;
+ *   - servers on a data dir of the test's own, which outlives each server
+ *     process (warm restarts, check_restart*.c): started on a new port
+ *     (ft_dir_start) or again on the same one (ft_restart), stopped with
+ *     the signal the test chooses (ft_signal).
  *
  * Every wait here is bounded; a helper that gives up says why in `err`.
  */
@@ -32,6 +38,7 @@
 
 struct ft_server {
     struct tserver ts;
+    char dir[256];   /* the test's own data dir (ft_dir_init), or "" */
     pid_t guard_pid; /* the guard process, or -1 */
     int guard_fd;    /* write end of the guard's pipe */
 };
@@ -50,6 +57,61 @@ int ft_start(struct ft_server *s, const char *fault_spec, const char *const *arg
  * killed.
  */
 int ft_stop(struct ft_server *s);
+
+/*
+ * Prepare s for servers on `dir`, a data dir of the test's own (under /tmp,
+ * shorter than 256 bytes) that outlives each server process. Nothing runs
+ * yet. Removes what an earlier run left at dir and at dir.corrupt-* (where
+ * the server moves a damaged data dir aside); the caller may then fill dir
+ * before the first ft_dir_start(). End with ft_dir_deinit().
+ */
+void ft_dir_init(struct ft_server *s, const char *dir);
+
+/*
+ * Start tiercached on s->dir with `args` (NULL-terminated, may be NULL;
+ * --data-dir is added, -p 0 too: a new port every time, in one attempt),
+ * and a guard that kills it and removes s->dir and its .corrupt-* siblings
+ * if the test process goes away. Returns 0, or -1 (reason on stderr): s has
+ * no dir, its previous process still runs (see ft_signal()), too many
+ * arguments, or the server did not start.
+ */
+int ft_dir_start(struct ft_server *s, const char *const *args);
+
+/*
+ * Start the same server again, on the same port and data dir (its own or a
+ * made-up one), with new `args` (NULL-terminated, may be NULL; neither -p
+ * nor the data dir, which are added). Its previous process must have
+ * exited: ft_signal() (ft_stop() would remove a made-up data dir).
+ * Retries while the old process's port is still being released, then waits
+ * until the new process's log says it listens on that port (the port
+ * answering could be another process's). The new pid gets a guard. The
+ * first request may come right after this returns. Returns 0, or -1 (the
+ * reason and the log on stderr); a process that did start is guarded even
+ * then, and ft_signal() or ft_dir_deinit() ends it.
+ */
+int ft_restart(struct ft_server *s, const char *const *args);
+
+/*
+ * Send `sig` and wait up to timeout_ms for the exit; SIGKILL if it did not
+ * exit. Releases the guard; the data dir and the log stay. Returns the wait
+ * status, or -1 if the server had to be killed or was not running.
+ */
+int ft_signal(struct ft_server *s, int sig, int timeout_ms);
+
+/*
+ * End what ft_dir_init() began: SIGKILL the server if it still runs,
+ * release the guard, remove s->dir and its .corrupt-* siblings. The log
+ * stays (ft_log_retire()).
+ */
+void ft_dir_deinit(struct ft_server *s);
+
+/*
+ * The log at `path` of a server that has exited: if it holds no sanitizer
+ * report (ASan's "Sanitizer", UBSan's "runtime error"), remove it, set path
+ * to "" and return true; otherwise keep it and return false. An empty path
+ * returns true.
+ */
+bool ft_log_retire(char *path);
 
 /* Whether a wait status says "exited with status 0". */
 bool ft_exited_zero(int status);
