@@ -323,7 +323,7 @@ bool cache_item_is_dead(const struct cache *c, const struct item *it, cache_time
  * Item memory
  * ------------------------------------------------------------------------- */
 
-static unsigned class_for(const struct cache *c, size_t ntotal)
+unsigned cache_class_for(const struct cache *c, size_t ntotal)
 {
     if (ntotal > c->pool.chunk_max)
         return c->large;
@@ -517,7 +517,7 @@ static struct item *evict_locked(struct cache_worker *w, struct cls *k, bool *bu
 struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy)
 {
     struct cache *c = w->c;
-    unsigned id = class_for(c, ntotal);
+    unsigned id = cache_class_for(c, ntotal);
     struct cls *k = &c->cls[id];
     struct item *it = NULL;
     *clsid = id;

@@ -81,7 +81,7 @@ struct cache_worker {
 struct tier_counters {
     _Atomic uint64_t flash_hits, flash_misses, promotions, materialized;
     _Atomic uint64_t demotions_queued, dropped_clean, dropped_dirty, tombstones, busy;
-    _Atomic uint64_t invalidations;
+    _Atomic uint64_t invalidations, spills;
     _Atomic uint64_t heap_items, heap_bytes;
 };
 
@@ -147,6 +147,8 @@ bool cache_record_is_dead(const struct cache *c, uint32_t exptime, uint32_t atim
 void cache_unlink_locked(struct cache *c, struct item *it, uint64_t hv);
 void cache_item_free(struct cache *c, struct item *it);
 void cache_clock_tick(struct cache *c, cache_time_t now);
+/* The slab class (or the large class) an item of ntotal bytes belongs to. */
+unsigned cache_class_for(const struct cache *c, size_t ntotal);
 struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *clsid, bool *busy);
 void cache_link_locked(struct cache *c, struct item *it, uint64_t hv, struct item *prev,
                        bool keep_cas);
@@ -161,6 +163,19 @@ void tier_invalidate_locked(struct cache *c, uint64_t hv, const char *key, size_
 bool tier_may_be_on_flash(struct cache_worker *w, uint64_t hv);
 bool tier_usable(const struct cache *c);
 bool tier_start_demotion(struct cache *c, struct item *it, uint64_t hv);
+
+/*
+ * A new version of a key for which RAM has no room now, when memcached would
+ * need none (a touch, gat or incr changes its item in place): a heap item,
+ * linked in place of `prev` (the key's entry, may be NULL) and queued for
+ * flash at once; its write replaces the key's record there, and then the
+ * writer takes it out of RAM (cache_flash_done). v gives its fields (key,
+ * value, flags, expiry, access time, and the CAS if keep_cas). Stripe held.
+ * NULL if flash is failing or malloc fails. The reference returned is the
+ * caller's.
+ */
+struct item *tier_spill_locked(struct cache *c, uint64_t hv, const struct flash_item *v,
+                               bool keep_cas, struct item *prev);
 bool tier_preclean(struct cache *c, struct cls *k);
 unsigned tier_preclean_locked(struct cache *c, struct cls *k, unsigned want);
 void cache_flash_done(struct cache *c, const struct wop *op, bool ok);

@@ -153,8 +153,8 @@ void flash_txn_limits(struct flash *f, size_t *ops, size_t *bytes);
 
 /*
  * Write an item (replacing the key's older record, if any). *skipped is set
- * when a record with the same key and CAS is already current (nothing
- * written). Returns TC_OK, TC_TOO_LARGE, TC_NO_MEMORY (the map is full:
+ * when a record with the same key, CAS and expiry is already current
+ * (nothing written). Returns TC_OK, TC_TOO_LARGE, TC_NO_MEMORY (the map is full:
  * abort, make room, retry), TC_IO_ERROR.
  */
 tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *it, bool *skipped);

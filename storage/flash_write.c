@@ -211,7 +211,9 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
     size_t old_size;
     tc_status_e st = find_w(f, hv, it->key, it->nkey, &old, &rec, &old_size);
     if (st == TC_OK) {
-        if (rec.cas == it->cas) {
+        /* The same version (a promoted item, unchanged): nothing to write.
+         * A touch keeps the CAS but not the expiry: that is a new version. */
+        if (rec.cas == it->cas && rec.exptime == it->exptime) {
             *skipped = true;
             f->t_skipped++;
             return TC_OK;

@@ -218,8 +218,13 @@ static void set_exptime(struct cache *c, struct item *it, uint64_t hv, cache_tim
 static void count_hit(struct cache_worker *w, const struct item *it, bool touch)
 {
     if (item_iflags(it) & ITEM_HEAP) {
-        /* A copy from flash: a hit like any other, of no slab class. */
-        WCTR_INC(w->ctr.flash_get_hits);
+        /* A copy from flash, or a spilled version: a hit like any other,
+         * of no slab class (a touch counts in the class it would be in). */
+        if (touch)
+            WCTR_INC(
+                w->ctr.cls[cache_class_for(w->c, item_ntotal(it->nkey, it->nbytes))].touch_hits);
+        else
+            WCTR_INC(w->ctr.flash_get_hits);
         return;
     }
     struct worker_class_counters *cc = &w->ctr.cls[it->clsid];
@@ -263,9 +268,15 @@ static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nk
             /* The new expiry is a change: the item comes to RAM, dirty, and
              * the flash copy (old expiry) goes. */
             it = materialize(w, hv, &f, exptime, false);
-            st = it != NULL ? TC_OK : TC_BUSY;
-            if (it != NULL)
+            if (it != NULL) {
                 tier_invalidate_locked(c, hv, key, nkey);
+            } else {
+                /* No room in RAM: memcached's touch needs none. */
+                struct flash_item v = f.rec;
+                v.exptime = exptime;
+                it = tier_spill_locked(c, hv, &v, true, f.entry);
+            }
+            st = it != NULL ? TC_OK : TC_BUSY;
         } else if (tier_promote(c->sketch, hv)) {
             it = materialize(w, hv, &f, f.rec.exptime, true);
         }
@@ -455,6 +466,39 @@ tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
     return st;
 }
 
+/*
+ * The result of an incr or decr when RAM has no room for it: memcached
+ * changes the number in place, without memory, so it goes straight to flash
+ * instead (tier_spill_locked). TC_OK, or TC_BUSY if flash cannot take it.
+ */
+static tc_status_e arith_spill(struct cache_worker *w, uint64_t hv, const struct found *f,
+                               const char *key, size_t nkey, uint32_t flags, uint32_t exptime,
+                               const char *num, size_t len, uint32_t nlen, unsigned *clsid,
+                               uint64_t *cas_out)
+{
+    char *value = malloc(nlen ? nlen : 1);
+    if (value == NULL)
+        return TC_NO_MEMORY;
+    memcpy(value, num, len);
+    memset(value + len, ' ', nlen - len);
+    struct flash_item v = {.key = key,
+                           .nkey = nkey,
+                           .value = value,
+                           .nbytes = nlen,
+                           .flags = flags,
+                           .exptime = exptime,
+                           .atime = cache_now(w->c)};
+    struct item *it = tier_spill_locked(w->c, hv, &v, false, f->entry);
+    free(value);
+    if (it == NULL)
+        return TC_BUSY;
+    *clsid = cache_class_for(w->c, item_ntotal(nkey, nlen));
+    if (cas_out != NULL)
+        *cas_out = it->cas;
+    cache_item_unref(w->c, it);
+    return TC_OK;
+}
+
 tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
                         uint64_t delta, uint64_t *value, uint64_t *cas_out)
 {
@@ -512,7 +556,9 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
                 if (cas_out != NULL)
                     *cas_out = nu->cas;
                 cache_item_unref(c, nu);
-            } else if (st != TC_BUSY) {
+            } else if ((st = arith_spill(w, hv, &f, key, nkey, flags, exptime, buf, len, nlen,
+                                         &clsid, cas_out)) != TC_OK &&
+                       st != TC_BUSY) {
                 st = TC_NO_MEMORY;
             }
         }

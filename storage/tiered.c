@@ -111,14 +111,15 @@ struct item *tier_heap_item(struct cache *c, const char *key, size_t nkey, uint3
     return it;
 }
 
-bool tier_start_demotion(struct cache *c, struct item *it, uint64_t hv)
+static bool start_demotion(struct cache *c, struct item *it, uint64_t hv, bool spill)
 {
     if (c->writer == NULL || (item_iflags(it) & (ITEM_DEMOTING | ITEM_CLEAN)))
         return false;
     item_ref(it);
     item_set_iflag(it, ITEM_DEMOTING);
     c->pending[stripe_of(hv)]++;
-    if (!writer_enqueue(c->writer, WOP_WRITE, it, hv)) {
+    if (!(spill ? writer_enqueue_spill(c->writer, it, hv)
+                : writer_enqueue(c->writer, WOP_WRITE, it, hv))) {
         c->pending[stripe_of(hv)]--;
         item_clear_iflag(it, ITEM_DEMOTING);
         item_unref_raw(it); /* we still hold the table's reference: never 0 here */
@@ -126,6 +127,33 @@ bool tier_start_demotion(struct cache *c, struct item *it, uint64_t hv)
     }
     atomic_fetch_add_explicit(&c->tc.demotions_queued, 1, memory_order_relaxed);
     return true;
+}
+
+bool tier_start_demotion(struct cache *c, struct item *it, uint64_t hv)
+{
+    return start_demotion(c, it, hv, false);
+}
+
+struct item *tier_spill_locked(struct cache *c, uint64_t hv, const struct flash_item *v,
+                               bool keep_cas, struct item *prev)
+{
+    if (!tier_usable(c))
+        return NULL;
+    struct item *it = tier_heap_item(c, v->key, v->nkey, v->flags, v->exptime, v->nbytes, 0);
+    if (it == NULL)
+        return NULL;
+    memcpy(item_data_value(it), v->value, v->nbytes);
+    it->cas = v->cas;
+    atomic_store_explicit(&it->atime, v->atime, memory_order_relaxed);
+    /* Linked first: the delete of prev's flash copy (if any) is queued
+     * before this write, which it would otherwise undo. If the writer
+     * refuses the write after all (it just became degraded, or is twice its
+     * queue bound behind), the item stays in RAM, outside the LRU, until it
+     * is replaced or deleted. */
+    cache_link_locked(c, it, hv, prev, keep_cas);
+    start_demotion(c, it, hv, true);
+    atomic_fetch_add_explicit(&c->tc.spills, 1, memory_order_relaxed);
+    return it;
 }
 
 /* Queue the flash delete that a linked tombstone stands for. */
@@ -299,6 +327,16 @@ void cache_flash_done(struct cache *c, const struct wop *op, bool ok)
         if (ok && !(item_iflags(it) & ITEM_REDIRTY))
             item_set_iflag(it, ITEM_CLEAN);
         item_clear_iflag(it, ITEM_DEMOTING | ITEM_REDIRTY);
+        uint16_t fl = item_iflags(it);
+        if ((fl & (ITEM_HEAP | ITEM_LINKED)) == (ITEM_HEAP | ITEM_LINKED)) {
+            /* A spilled version (tier_spill_locked), still the key's: once
+             * on flash it leaves RAM; changed meanwhile, it goes again. If
+             * flash fails it stays, outside the LRU, until replaced. */
+            if (fl & ITEM_CLEAN)
+                cache_unlink_locked(c, it, op->hv);
+            else if (ok)
+                start_demotion(c, it, op->hv, true);
+        }
     } else if (ok && (item_iflags(it) & ITEM_LINKED)) {
         /* Flash no longer has the key: the tombstone has done its job. */
         cache_unlink_locked(c, it, op->hv);
@@ -338,6 +376,7 @@ void cache_tier_stats_get(struct cache *c, struct cache_tier_stats *o)
     o->busy = atomic_load(&t->busy);
     o->heap_items = atomic_load(&t->heap_items);
     o->heap_bytes = atomic_load(&t->heap_bytes);
+    o->spills = atomic_load(&t->spills);
     if (c->flash == NULL)
         return;
     o->flash_enabled = true;
@@ -402,7 +441,7 @@ static void persist_visit(struct item *it, uint64_t hv, void *arg)
     struct cache *c = x->c;
     bool flushed;
     uint16_t fl = item_iflags(it);
-    if ((fl & (ITEM_HEAP | ITEM_CLEAN | ITEM_DEMOTING)) || x->refused ||
+    if ((fl & (ITEM_TOMBSTONE | ITEM_CLEAN | ITEM_DEMOTING)) || x->refused ||
         cache_item_is_dead(c, it, x->now, &flushed) ||
         !tier_admit(item_get_exptime(it), x->now, 0, it->nbytes, c->flash_value_max))
         return; /* every live item, short-lived ones too: a restart serves what a stop saw */

@@ -121,12 +121,13 @@ bool writer_accepts(struct writer *w)
            atomic_load_explicit(&w->s_bytes, memory_order_relaxed) < w->queue_max;
 }
 
-bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint64_t hv)
+static bool enqueue(struct writer *w, enum wop_type type, struct item *it, uint64_t hv,
+                    uint64_t limit)
 {
     struct wop op = {.it = it, .hv = hv, .type = (uint8_t)type};
     pthread_mutex_lock(&w->lock);
     if (type == WOP_WRITE &&
-        (w->q_bytes >= w->queue_max || atomic_load_explicit(&w->degraded, memory_order_relaxed))) {
+        (w->q_bytes >= limit || atomic_load_explicit(&w->degraded, memory_order_relaxed))) {
         pthread_mutex_unlock(&w->lock);
         return false;
     }
@@ -146,6 +147,16 @@ bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint6
         return true;
     }
     return ok;
+}
+
+bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint64_t hv)
+{
+    return enqueue(w, type, it, hv, w->queue_max);
+}
+
+bool writer_enqueue_spill(struct writer *w, struct item *it, uint64_t hv)
+{
+    return enqueue(w, WOP_WRITE, it, hv, 2 * w->queue_max);
 }
 
 bool writer_drain(struct writer *w, long timeout_ms)

@@ -64,6 +64,13 @@ void writer_stop(struct writer **w);
  */
 bool writer_enqueue(struct writer *w, enum wop_type type, struct item *it, uint64_t hv);
 
+/*
+ * Queue the WRITE of a spilled item (tiered.c, tier_spill_locked): allowed
+ * up to twice the queue's normal bound, so that a touch or an incr of a
+ * flash item works while demotions fill the queue. Refused when degraded.
+ */
+bool writer_enqueue_spill(struct writer *w, struct item *it, uint64_t hv);
+
 /* Whether a WRITE would be accepted now. */
 bool writer_accepts(struct writer *w);
 

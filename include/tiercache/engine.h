@@ -293,6 +293,7 @@ struct cache_tier_stats {
     uint64_t queue_bytes, held_deletes;
     uint64_t batches, batch_ops, batch_max, map_full, syncs, io_errors;
     uint64_t heap_items, heap_bytes;
+    uint64_t spills; /* changed flash items sent straight back to flash: RAM had no room */
 };
 
 void cache_tier_stats_get(struct cache *c, struct cache_tier_stats *out);

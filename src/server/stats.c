@@ -83,6 +83,7 @@ static void tiers(struct out *o, struct server *srv)
     U("flash_io_errors", t.io_errors);
     U("heap_items", t.heap_items);
     U("heap_bytes", t.heap_bytes);
+    U("spills", t.spills);
 }
 
 static void general(struct out *o, struct server *srv)

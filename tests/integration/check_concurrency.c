@@ -41,8 +41,9 @@
  * non-number, a value one byte over -I), pipelined 1 to 45 at a time.
  *
  * Cases: roomy (-m 256), small (-m 16 -I 1m -f 4, laid out by setup so
- * that slab classes and large items evict and one class is always out of
- * memory: both required), and many connections (200 slots over -c 180,
+ * that slab classes and large items evict: required; "SERVER_ERROR out of
+ * memory" is allowed but not required, since each class gets a first page
+ * over -m as in memcached, and what is left is a matter of timing), and many connections (200 slots over -c 180,
  * opened, used and closed in several ways: quit, close, reset, close with
  * replies unread, with a value or a command line half sent; turned-away
  * connections must get "ERROR Too many open connections"). At the end: the
@@ -196,10 +197,10 @@ static int setup_keys(struct thr *t)
          * 393216 and 524288 bytes; past that items are large (a mapping
          * each). Every class but 6144 gets its page now (items of 1 byte to
          * 390 KiB, skipping 2 and 4 KiB), two 1 MiB items their mappings,
-         * then 16 KiB items take the rest of the 16 MiB: from then on values
-         * of about 1.5 to 6 KiB can never be stored (SERVER_ERROR out of
-         * memory), a large value only in place of evicted large ones, and
-         * the other classes evict. w: keys are never read. */
+         * then 16 KiB items take the rest of the 16 MiB: from then on the
+         * 6144 class lives in the one page it gets over -m (memcached's
+         * rule), a large value only in place of evicted large ones, and the
+         * other classes evict. w: keys are never read. */
         static char v[1 << 20];
         memset(v, 'w', sizeof(v));
         uint32_t w = 0;
@@ -518,8 +519,6 @@ static void run_case(const struct ccase *cc)
         if (cc->want_evictions && ev <= ev0)
             report(NULL, "no evictions during the run on the small server: the case did not "
                          "test them");
-        if (cc->want_evictions && sum[4] == 0)
-            report(NULL, "no out-of-memory reply on the small server: the case did not test them");
         if (cc->fill && hp < 17)
             report(NULL, "hash_power_level %lld: the table did not grow during the run", hp);
     }

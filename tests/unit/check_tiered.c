@@ -325,7 +325,7 @@ START_TEST(test_fill_beyond_ram_all_readable)
 
     /* Every key reads back exactly; the ones RAM dropped come from flash
      * as heap copies and stay on flash (a first hit does not promote). */
-        unsigned on_flash = 0;
+    unsigned on_flash = 0;
     uint64_t hits0 = s.flash_hits;
     struct cache_stats cs0;
     cache_stats_get(C, &cs0);
@@ -348,7 +348,7 @@ START_TEST(test_fill_beyond_ram_all_readable)
         }
     }
     ck_assert_uint_gt(on_flash, N / 4);
-        s = tier();
+    s = tier();
     ck_assert_uint_eq(s.flash_hits - hits0, on_flash);
     struct cache_stats cs1;
     cache_stats_get(C, &cs1);
@@ -907,6 +907,124 @@ START_TEST(test_flash_item_expires)
 END_TEST
 
 /* ---------------------------------------------------------------------------
+ * RAM without room
+ * ------------------------------------------------------------------------- */
+
+/* What pins the VLEN class: references to its RAM items, and its free
+ * chunks allocated and held, so that nothing can be allocated or evicted. */
+struct pinned {
+    struct item **v;
+    size_t n, cap;
+};
+
+static void pin(struct pinned *p, struct item *it)
+{
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 1024;
+        p->v = realloc(p->v, p->cap * sizeof(*p->v));
+        ck_assert_ptr_nonnull(p->v);
+    }
+    p->v[p->n++] = it;
+}
+
+static void pin_class(struct pinned *p)
+{
+    drain(); /* nothing in flight: every item of the class is evictable */
+    for (unsigned i = 0; i < FILLED; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "filler:%u", i);
+        struct item *it;
+        if (in_ram(key) && cache_get(W, key, strlen(key), &it) == TC_OK)
+            pin(p, it);
+    }
+    tc_status_e st = TC_OK;
+    for (int i = 0; i < 20000 && st == TC_OK; i++) {
+        struct item *it;
+        st = cache_alloc(W, "pad", 3, 0, 0, VLEN, &it);
+        if (st == TC_OK)
+            pin(p, it);
+    }
+    ck_assert_msg(st == TC_NO_MEMORY, "the class could not be filled: %s", tc_strerror(st));
+}
+
+static void unpin(struct pinned *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        cache_item_unref(C, p->v[i]);
+    free(p->v);
+    *p = (struct pinned){0};
+}
+
+/*
+ * memcached changes an item in place for touch, gat and incr: no memory
+ * needed. On a flash item with RAM full and nothing evictable, those must
+ * still work (the new version goes straight to flash), never answer
+ * "out of memory", and a touch that expires the item must make it a miss.
+ */
+START_TEST(test_ops_on_flash_key_without_ram)
+{
+    const char *keys[] = {"nr:touch", "nr:gat", "nr:incr", "nr:expire"};
+    uint64_t cas_t, cas_g, cas_i;
+    ck_assert_int_eq(put("nr:touch", 1, 7, T0 + 100, &cas_t), TC_OK);
+    ck_assert_int_eq(put("nr:gat", 1, 8, T0 + 100, &cas_g), TC_OK);
+    ck_assert_int_eq(put_number("nr:incr", "41", &cas_i), TC_OK);
+    ck_assert_int_eq(put("nr:expire", 1, 0, 0, NULL), TC_OK);
+    push_out(keys, 4);
+    struct pinned p = {0};
+    pin_class(&p);
+    uint64_t spills0 = tier().spills;
+
+    ck_assert_int_eq(cache_touch(W, "nr:touch", 8, T0 + 5000), TC_OK);
+    struct item *it;
+    ck_assert_int_eq(cache_get_touch(W, "nr:gat", 6, T0 + 6000, &it), TC_OK);
+    ck_assert_uint_eq(item_cas(it), cas_g);
+    ck_assert_uint_eq(item_exptime(it), T0 + 6000);
+    cache_item_unref(C, it);
+    uint64_t v = 0, cas_i2 = 0;
+    ck_assert_int_eq(cache_arith(W, "nr:incr", 7, true, 1, &v, &cas_i2), TC_OK);
+    ck_assert_uint_eq(v, 42);
+    ck_assert_uint_ne(cas_i2, cas_i);
+    ck_assert_int_eq(cache_touch(W, "nr:expire", 9, T0 - 1), TC_OK);
+    ck_assert_uint_eq(tier().spills, spills0 + 4);
+
+    /* Served at once, and again once the writer has them on flash (RAM
+     * still full: their RAM copies are gone). */
+    for (int round = 0; round < 2; round++) {
+        struct got g = get_full("nr:touch");
+        ck_assert_int_eq(g.st, TC_OK);
+        ck_assert_uint_eq(g.exp, T0 + 5000);
+        ck_version("nr:touch", 1, 7, cas_t);
+        g = get_full("nr:gat");
+        ck_assert_uint_eq(g.exp, T0 + 6000);
+        ck_version("nr:gat", 1, 8, cas_g);
+        g = get_full("nr:incr");
+        ck_assert_int_eq(g.st, TC_OK);
+        ck_assert_uint_eq(g.cas, cas_i2);
+        ck_assert_uint_eq(g.nval, VLEN);
+        ck_assert(memcmp(g.val, "42 ", 3) == 0);
+        ck_miss("nr:expire");
+        drain();
+        for (size_t i = 0; i < 4; i++)
+            ck_assert_msg(ram_entry(keys[i]) < 0 || (ram_entry(keys[i]) & ITEM_TOMBSTONE),
+                          "%s still in RAM after the writer drained (flags %#x)", keys[i],
+                          (unsigned)ram_entry(keys[i]));
+    }
+    ck_assert_uint_eq(tier().heap_items, 0);
+    unpin(&p);
+
+    /* On flash for good: a restart serves the new expiries and values. */
+    restart(true);
+    struct got g = get_full("nr:touch");
+    ck_assert_int_eq(g.st, TC_OK);
+    ck_assert_uint_eq(g.exp, T0 + 5000);
+    ck_assert_uint_eq(g.cas, cas_t);
+    g = get_full("nr:incr");
+    ck_assert(g.st == TC_OK && memcmp(g.val, "42 ", 3) == 0);
+    ck_miss("nr:expire");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
  * A failing flash
  * ------------------------------------------------------------------------- */
 
@@ -1257,6 +1375,7 @@ static Suite *tiered_suite(void)
     tcase_add_test(tc, test_newer_ram_version_evicted);
     tcase_add_test(tc, test_flush_all);
     tcase_add_test(tc, test_flash_item_expires);
+    tcase_add_test(tc, test_ops_on_flash_key_without_ram);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("degraded");

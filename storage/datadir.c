@@ -1,0 +1,1 @@
+/* datadir.c: placeholder; being written (issue 6). */

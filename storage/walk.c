@@ -1,0 +1,1 @@
+/* walk.c: placeholder; being written (issue 6). */
