@@ -1,0 +1,1 @@
+/* dumpfile.c: placeholder; being written (issue 6). */

@@ -1,0 +1,1 @@
+/* metadump.c: placeholder; being written (issue 6). */
