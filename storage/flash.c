@@ -52,8 +52,6 @@
 #include "hashtable.h"
 #include "log.h"
 
-#define SNAPSHOT_NAME   "filter.snap"
-#define UNSAFE_NAME     "deletes-pending"
 #define SHRINK_HEADROOM (16U << 20) /* map beyond the file (and 1/8 of it) while shrinking */
 
 /* ---------------------------------------------------------------------------
@@ -251,7 +249,7 @@ static tc_status_e take_lock(struct flash *f)
     int rc = mkdir_p(f->o.dir);
     if (rc != 0)
         return open_failed(f, "creating the directory", rc);
-    dir_file(f, "tiercached.lock", f->path, sizeof(f->path));
+    dir_file(f, FLASH_LOCK_NAME, f->path, sizeof(f->path));
     f->lock_fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f->lock_fd < 0)
         return open_failed(f, "the lock file", errno);
@@ -291,7 +289,7 @@ static tc_status_e move_aside(struct flash *f, const char *why)
     }
     if (mkdir(dst, 0755) != 0 && errno != EEXIST)
         return open_failed(f, "moving the damaged data aside", errno);
-    static const char *const files[] = {"data.mdb", "lock.mdb", SNAPSHOT_NAME};
+    static const char *const files[] = {FLASH_DATA_NAME, FLASH_LMDB_LOCK, FLASH_SNAPSHOT_NAME};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char from[4200], to[4300];
         dir_file(f, files[i], from, sizeof(from));
@@ -312,12 +310,12 @@ static tc_status_e move_aside(struct flash *f, const char *why)
 static int env_open_mode(struct flash *f, bool writemap)
 {
     char lockpath[4200], datapath[4200];
-    dir_file(f, "lock.mdb", lockpath, sizeof(lockpath));
+    dir_file(f, FLASH_LMDB_LOCK, lockpath, sizeof(lockpath));
     unlink(lockpath); /* see the top of the file */
     /* The size as found: with MDB_WRITEMAP, opening extends the file to the
      * map, which would hide a truncation. */
     struct stat st;
-    dir_file(f, "data.mdb", datapath, sizeof(datapath));
+    dir_file(f, FLASH_DATA_NAME, datapath, sizeof(datapath));
     f->size_found = stat(datapath, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
     int rc;
     if ((rc = mdb_env_create(&f->env)) != 0)
@@ -527,7 +525,7 @@ static bool load_snapshot(struct flash *f)
     MDB_envinfo info;
     mdb_env_info(f->env, &info);
     char path[4200];
-    dir_file(f, SNAPSHOT_NAME, path, sizeof(path));
+    dir_file(f, FLASH_SNAPSHOT_NAME, path, sizeof(path));
     struct filter *flt;
     if (filter_load(path, (uint64_t)info.me_last_txnid, &flt) != TC_OK)
         return false;
@@ -573,7 +571,7 @@ static tc_status_e shrink(struct flash *f, struct flash_state_rec *state, bool *
 {
     char path[4200], tmpdir[4200], tmpfile[4300];
     struct stat st;
-    dir_file(f, "data.mdb", path, sizeof(path));
+    dir_file(f, FLASH_DATA_NAME, path, sizeof(path));
     if (stat(path, &st) != 0 || (uint64_t)st.st_size <= f->map)
         return TC_OK;
     *shrunk = true;
@@ -627,14 +625,14 @@ static tc_status_e shrink(struct flash *f, struct flash_state_rec *state, bool *
 static void discard_if_unsafe(struct flash *f)
 {
     char mark[4200];
-    dir_file(f, UNSAFE_NAME, mark, sizeof(mark));
+    dir_file(f, FLASH_UNSAFE_NAME, mark, sizeof(mark));
     if (access(mark, F_OK) != 0)
         return;
     tc_log(TC_LOG_WARN,
            "flash: data dir %s: deletes were pending when the last run ended (flash was "
            "failing), so its data may hold deleted keys: starting empty",
            f->o.dir);
-    static const char *const files[] = {"data.mdb", "lock.mdb", SNAPSHOT_NAME};
+    static const char *const files[] = {FLASH_DATA_NAME, FLASH_LMDB_LOCK, FLASH_SNAPSHOT_NAME};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[4200];
         dir_file(f, files[i], path, sizeof(path));
@@ -798,7 +796,7 @@ tc_status_e flash_mark_clean(struct flash *f)
         MDB_envinfo info;
         mdb_env_info(f->env, &info);
         char path[4200];
-        dir_file(f, SNAPSHOT_NAME, path, sizeof(path));
+        dir_file(f, FLASH_SNAPSHOT_NAME, path, sizeof(path));
         if (filter_save(atomic_load(&f->filter), path, (uint64_t)info.me_last_txnid) != TC_OK)
             tc_log(TC_LOG_WARN, "flash: cannot save the filter snapshot: the next start will "
                                 "rebuild it");
@@ -809,7 +807,7 @@ tc_status_e flash_mark_clean(struct flash *f)
 tc_status_e flash_mark_unsafe(struct flash *f, bool unsafe)
 {
     char mark[4200];
-    dir_file(f, UNSAFE_NAME, mark, sizeof(mark));
+    dir_file(f, FLASH_UNSAFE_NAME, mark, sizeof(mark));
     int rc = 0;
     if (unsafe) {
         int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

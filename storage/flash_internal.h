@@ -1,8 +1,9 @@
 /*
  * flash_internal.h: the flash module's private state, shared by flash.c
  * (environment, recovery, readers, statistics) and flash_write.c (the
- * writer's transactions, eviction, the filter's upkeep). Nothing outside
- * these two files includes it; they are the only ones that see <lmdb.h>.
+ * writer's transactions, eviction, the filter's upkeep), and by datadir.c,
+ * which reads a stopped server's data dir. They are the only files that
+ * see <lmdb.h>.
  */
 #ifndef TC_STORAGE_FLASH_INTERNAL_H
 #define TC_STORAGE_FLASH_INTERNAL_H
@@ -14,6 +15,13 @@
 #include "filter.h"
 #include "flash.h"
 #include "flash_record.h"
+
+/* The files of a data dir. */
+#define FLASH_LOCK_NAME     "tiercached.lock" /* flock: a server exclusive, readers shared */
+#define FLASH_DATA_NAME     "data.mdb"
+#define FLASH_LMDB_LOCK     "lock.mdb"
+#define FLASH_SNAPSHOT_NAME "filter.snap"
+#define FLASH_UNSAFE_NAME   "deletes-pending"
 
 #define FLASH_FORMAT      1           /* the data dir format this build reads and writes */
 #define FLASH_STATE_MAGIC 0x534d4354U /* "TCMS" */

@@ -365,7 +365,10 @@ int server_init(struct server *srv, struct server_settings *set)
     }
     tc_status_e st = cache_create(&co, &srv->cache);
     if (st == TC_BUSY) {
-        fprintf(stderr, "tiercached: data dir %s is in use by another tiercached\n", set->data_dir);
+        fprintf(stderr,
+                "tiercached: data dir %s is in use by another process (a tiercached, or a "
+                "tiercache tool reading it)\n",
+                set->data_dir);
         return 1;
     }
     if (st != TC_OK) {

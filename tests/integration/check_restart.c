@@ -861,7 +861,7 @@ START_TEST(test_locked)
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
                   "a second tiercached on the same data dir: %s, expected exit status 1",
                   ft_status_text(st, why, sizeof(why)));
-    ck_assert_msg(ts_file_contains(log, "in use by another tiercached"),
+    ck_assert_msg(ts_file_contains(log, "is in use by another process"),
                   "the second tiercached does not say the data dir is in use (log %s)", log);
     ck_assert_msg(!ts_file_contains(log, "listening on"), "the second tiercached listened");
     unlink(log);
