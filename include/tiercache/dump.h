@@ -24,6 +24,7 @@
 #define TC_DUMP_VERSION    1
 #define TC_DUMP_KEY_MAX    250
 #define TC_DUMP_SOURCE_MAX 255
+#define TC_DUMP_VALUE_MAX  (1U << 30) /* 1 GiB: a longer value field is damage */
 
 /* One item, as written or as read (pointers valid until the next call). */
 struct tc_dump_item {
@@ -39,8 +40,8 @@ struct tc_dump_item {
 /* What the header says. */
 struct tc_dump_header {
     uint32_t version;
-    uint64_t created;                      /* unix time the dump began */
-    char source[TC_DUMP_SOURCE_MAX + 1];   /* e.g. "127.0.0.1:11211" or a data dir */
+    uint64_t created;                    /* unix time the dump began */
+    char source[TC_DUMP_SOURCE_MAX + 1]; /* e.g. "127.0.0.1:11211" or a data dir */
 };
 
 /* ---- writing ---- */
@@ -52,7 +53,8 @@ struct tc_dump_writer;
 tc_status_e tc_dump_writer_open(int fd, const char *source, uint64_t created,
                                 struct tc_dump_writer **out);
 
-/* Append one record. TC_OK, TC_INVALID (empty or too long key), TC_IO_ERROR. */
+/* Append one record. TC_OK, TC_INVALID (empty or too long key, value above
+ * TC_DUMP_VALUE_MAX), TC_IO_ERROR (sticky: every later call fails too). */
 tc_status_e tc_dump_put(struct tc_dump_writer *w, const struct tc_dump_item *it);
 
 /* Records and bytes written so far (header included in bytes). */
@@ -80,8 +82,10 @@ tc_status_e tc_dump_reader_open(int fd, struct tc_dump_reader **out, struct tc_d
  * The next record: TC_OK (*it filled; valid until the next call), TC_NOT_FOUND
  * at the end (the trailer was found and its count and checksum match), or
  * TC_INVALID / TC_IO_ERROR: the file is damaged or unreadable from record
- * tc_dump_reader_records() + 1 on; tc_dump_reader_error() says how. After an
- * error, every further call returns the same error.
+ * tc_dump_reader_records() + 1 on; tc_dump_reader_error() says how. Also
+ * TC_NO_MEMORY if a value's buffer cannot grow (it grows only as the value's
+ * bytes arrive, so a damaged length never allocates more than about twice
+ * the file). After an error, every further call returns the same error.
  */
 tc_status_e tc_dump_next(struct tc_dump_reader *r, struct tc_dump_item *it);
 
