@@ -326,4 +326,59 @@ bool cache_flash_drain(struct cache *c, long timeout_ms);
  */
 tc_status_e cache_persist(struct cache *c, long timeout_ms, uint64_t *written);
 
+/*
+ * Walking every live key (`lru_crawler metadump`)
+ *
+ * A walk visits both tiers in slices, so a caller can stream millions of
+ * keys without holding a lock or an LMDB read transaction for long: first
+ * the RAM hash table (a few buckets at a time, each under its stripe), then
+ * flash batch by batch in write order (one short read transaction per
+ * slice, then a look at each key under its stripe). A flash record is
+ * reported only if it is its key's current version (the index still points
+ * at it and RAM holds nothing newer). Expired, flushed and deleted items are
+ * never reported.
+ *
+ * Guarantee: a key that is live and unchanged for the whole walk is
+ * reported at least once. A key stored, changed, deleted or moved between
+ * the tiers while the walk runs may be reported in either version, not at
+ * all, or (rarely: a RAM item written to flash after its bucket was passed)
+ * twice; an entry is always one consistent version.
+ */
+struct cache_walk;
+
+struct cache_walk_entry {
+    char key[250];
+    uint8_t nkey;
+    bool fetched;         /* read since stored (always false for a flash-only item) */
+    bool on_flash;        /* reported from the flash pass */
+    uint8_t clsid;        /* the slab class the item has (or would take) in RAM */
+    cache_time_t exptime; /* absolute unix time, 0 = never */
+    cache_time_t atime;   /* last access, unix time */
+    uint32_t flags, nbytes;
+    uint32_t size; /* its total size as a RAM item (header, key, value) */
+    uint64_t cas;
+};
+
+/*
+ * Start a walk on behalf of worker `w` (the walk uses w's flash reader, so
+ * it must be advanced on w's thread only). Returns TC_OK or TC_NO_MEMORY.
+ * The walk holds no lock and no transaction between calls.
+ */
+tc_status_e cache_walk_create(struct cache_worker *w, struct cache_walk **out);
+
+/* End a walk at any point. Accepts NULL; sets *wk to NULL. */
+void cache_walk_destroy(struct cache_walk **wk);
+
+/*
+ * The next slice: up to `max` entries (at least 1 is asked) into *entries,
+ * an array owned by the walk, valid until the next call or destroy; *n gets
+ * their count and *done is set once the walk is complete (the entries of
+ * that last call still count). A slice can hold no entry without the walk
+ * being complete (it passed only empty buckets, or the hash table is
+ * growing): call again a bit later. Returns TC_OK, TC_NO_MEMORY (the walk cannot go on), or
+ * TC_IO_ERROR (flash could not be read: the walk ends with what RAM had).
+ */
+tc_status_e cache_walk_next(struct cache_walk *wk, size_t max,
+                            const struct cache_walk_entry **entries, size_t *n, bool *done);
+
 #endif

@@ -95,3 +95,77 @@ size_t compose_stat(char *buf, size_t cap, const char *name, const char *value)
         return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }
+
+static const struct proto_str lru_replies[PROTO_LRU_R_COUNT] = {
+    [PROTO_LRU_R_NONE] = {"", 0},
+    [PROTO_LRU_R_OK] = S("OK"),
+    [PROTO_LRU_R_ERROR] = S("ERROR"),
+    [PROTO_LRU_R_BADCLASS] = S("BADCLASS invalid class id"),
+    [PROTO_LRU_R_DISABLED] = S("CLIENT_ERROR lru crawler disabled"),
+    [PROTO_LRU_R_BAD_FORMAT] = S("CLIENT_ERROR bad command line format"),
+    [PROTO_LRU_R_SLEEP_TOO_LONG] = S("CLIENT_ERROR sleep must be one second or less"),
+    [PROTO_LRU_R_UNKNOWN_ERROR] = S("ERROR an unknown error happened"),
+    [PROTO_LRU_R_START_FAILED] = S("ERROR failed to start lru crawler thread"),
+    [PROTO_LRU_R_BUSY] = S("BUSY currently processing crawler request"),
+    [PROTO_LRU_R_NOTSTARTED] = S("NOTSTARTED no items to crawl"),
+    [PROTO_LRU_R_PIPELINED] = S("ERROR cannot pipeline other commands before metadump"),
+};
+
+struct proto_str compose_lru_reply(enum proto_lru_reply r)
+{
+    if ((unsigned)r >= PROTO_LRU_R_COUNT || lru_replies[r].s == NULL)
+        return lru_replies[PROTO_LRU_R_ERROR];
+    return lru_replies[r];
+}
+
+/* memcached's uriencode(): unreserved characters (RFC 3986) stay as they are. */
+static size_t uri_encode(char *dst, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *p = dst;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+        if (plain) {
+            *p++ = (char)ch;
+        } else {
+            *p++ = '%';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 15];
+        }
+    }
+    return (size_t)(p - dst);
+}
+
+static char *put(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+size_t compose_metadump_line(char *buf, const char *key, size_t nkey, uint32_t exptime,
+                             uint32_t atime, uint64_t cas, bool fetched, unsigned clsid,
+                             uint32_t size)
+{
+    if (nkey > PROTO_KEY_MAX)
+        nkey = PROTO_KEY_MAX;
+    char *p = put(buf, "key=");
+    p += uri_encode(p, key, nkey);
+    p = put(p, " exp=");
+    if (exptime == 0)
+        p = put(p, "-1");
+    else
+        p += tc_u64toa(exptime, p);
+    p = put(p, " la=");
+    p += tc_u64toa(atime, p);
+    p = put(p, " cas=");
+    p += tc_u64toa(cas, p);
+    p = put(p, fetched ? " fetch=yes cls=" : " fetch=no cls=");
+    p += tc_u64toa(clsid, p);
+    p = put(p, " size=");
+    p += tc_u64toa(size, p);
+    *p++ = '\n';
+    return (size_t)(p - buf);
+}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parse.h"
 #include "request.h"
 
 struct proto_str {
@@ -33,5 +34,24 @@ size_t compose_number(char *buf, uint64_t v);
 
 /* "STAT <name> <value>\r\n" into buf of `cap` bytes; returns length (truncated to fit). */
 size_t compose_stat(char *buf, size_t cap, const char *name, const char *value);
+
+/* The full line for an lru_crawler reply, "\r\n" included. */
+struct proto_str compose_lru_reply(enum proto_lru_reply r);
+
+/* Largest metadump line: a key escaped to 3 bytes a byte, and the fields. */
+#define COMPOSE_METADUMP_LINE_MAX                                                                  \
+    (4 + 3 * PROTO_KEY_MAX + 5 + 11 + 4 + 10 + 5 + 20 + 10 + 5 + 3 + 6 + 10 + 1)
+
+/*
+ * One `lru_crawler metadump` line, as memcached 1.6 writes it:
+ * "key=<key> exp=<exptime|-1> la=<atime> cas=<cas> fetch=<yes|no> cls=<id>
+ * size=<bytes>\n" (a bare "\n": memcached ends only "END" with "\r\n"). The
+ * key is URI-encoded as memcached does: every byte but letters, digits and
+ * "-._~" becomes "%XX" (upper case hex). exptime 0 prints as -1. Writes
+ * into buf (COMPOSE_METADUMP_LINE_MAX bytes); returns the length.
+ */
+size_t compose_metadump_line(char *buf, const char *key, size_t nkey, uint32_t exptime,
+                             uint32_t atime, uint64_t cas, bool fetched, unsigned clsid,
+                             uint32_t size);
 
 #endif

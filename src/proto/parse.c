@@ -387,3 +387,77 @@ void proto_parse(const char *line, size_t len, struct request *req)
         reply(req, PROTO_R_ERROR);
     }
 }
+
+/* A crawl/metadump class list: memcached's lru_crawler_crawl(). */
+static void parse_lru_classes(const struct proto_token *arg, bool hash_ok, struct proto_lru *out)
+{
+    if (tok_is(arg, "all") || (hash_ok && tok_is(arg, "hash"))) {
+        out->all = true;
+        return;
+    }
+    if (tok_is(arg, "hash")) {
+        out->reply = PROTO_LRU_R_UNKNOWN_ERROR; /* memcached: crawl cannot walk the hash */
+        return;
+    }
+    /* strtok_r(",") skips empty items; each is read with safe_strtoul. */
+    const char *p = arg->s, *end = arg->s + arg->n;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma != NULL ? comma : end;
+        if (stop > p) {
+            uint32_t id;
+            if (!tc_strtoul32(p, (size_t)(stop - p), &id) || id == 0 || id > PROTO_LRU_MAX_CLASS) {
+                out->reply = PROTO_LRU_R_BADCLASS;
+                out->classes = 0;
+                return;
+            }
+            out->classes |= 1ULL << id;
+        }
+        p = stop + (comma != NULL);
+    }
+    if (out->classes == 0)
+        out->reply = PROTO_LRU_R_NOTSTARTED; /* only commas: no class to crawl */
+}
+
+bool proto_parse_lru(const char *line, size_t len, struct proto_lru *out)
+{
+    /* Cheap rejection first: this runs on every command line. */
+    size_t i = 0;
+    while (i < len && line[i] == ' ')
+        i++;
+    if (len - i < 11 || memcmp(line + i, "lru_crawler", 11) != 0)
+        return false;
+    const char *nul = memchr(line, '\0', len);
+    if (nul != NULL)
+        len = (size_t)(nul - line);
+    struct proto_token t[PROTO_MAX_TOKENS];
+    size_t nt = proto_tokenize(line, len, t, PROTO_MAX_TOKENS);
+    if (nt < 2 || !tok_is(&t[0], "lru_crawler"))
+        return false;
+    memset(out, 0, sizeof(*out));
+    const struct proto_token *sub = &t[1];
+    if (nt == 4 && tok_is(sub, "crawl")) {
+        out->sub = PROTO_LRU_CRAWL;
+        parse_lru_classes(&t[2], false, out);
+    } else if (nt == 4 && tok_is(sub, "metadump")) {
+        out->sub = PROTO_LRU_METADUMP;
+        parse_lru_classes(&t[2], true, out);
+    } else if (nt == 4 && tok_is(sub, "tocrawl")) {
+        out->sub = PROTO_LRU_TOCRAWL;
+        if (!tc_strtoul32(t[2].s, t[2].n, &out->value))
+            out->reply = PROTO_LRU_R_BAD_FORMAT;
+    } else if (nt == 4 && tok_is(sub, "sleep")) {
+        out->sub = PROTO_LRU_SLEEP;
+        if (!tc_strtoul32(t[2].s, t[2].n, &out->value))
+            out->reply = PROTO_LRU_R_BAD_FORMAT;
+        else if (out->value > 1000000)
+            out->reply = PROTO_LRU_R_SLEEP_TOO_LONG;
+    } else if (nt == 3 && tok_is(sub, "enable")) {
+        out->sub = PROTO_LRU_ENABLE;
+    } else if (nt == 3 && tok_is(sub, "disable")) {
+        out->sub = PROTO_LRU_DISABLE;
+    } else {
+        out->reply = PROTO_LRU_R_ERROR;
+    }
+    return true;
+}

@@ -50,4 +50,58 @@ void proto_parse(const char *line, size_t len, struct request *req);
  */
 int proto_next_key(const char **pos, const char *end, struct proto_token *key);
 
+/*
+ * `lru_crawler <sub> [arg]`, parsed on its own (the walk it starts is a
+ * streamed reply, not a struct request). memcached 1.6's
+ * process_lru_crawler_command(): "crawl"/"metadump" take a class list
+ * ("all", for metadump also "hash", or comma-separated ids 1..63, empty
+ * items ignored, numbers read with safe_strtoul's 32-bit rules), "sleep"
+ * and "tocrawl" a number, "enable"/"disable" nothing; any other shape is
+ * ERROR.
+ */
+enum proto_lru_sub {
+    PROTO_LRU_NONE = 0, /* only `reply` applies */
+    PROTO_LRU_CRAWL,
+    PROTO_LRU_METADUMP,
+    PROTO_LRU_ENABLE,
+    PROTO_LRU_DISABLE,
+    PROTO_LRU_SLEEP,
+    PROTO_LRU_TOCRAWL,
+};
+
+/* The replies of lru_crawler; texts in compose.c (compose_lru_reply). */
+enum proto_lru_reply {
+    PROTO_LRU_R_NONE = 0,
+    PROTO_LRU_R_OK,
+    PROTO_LRU_R_ERROR,
+    PROTO_LRU_R_BADCLASS,
+    PROTO_LRU_R_DISABLED,
+    PROTO_LRU_R_BAD_FORMAT,
+    PROTO_LRU_R_SLEEP_TOO_LONG,
+    PROTO_LRU_R_UNKNOWN_ERROR,
+    PROTO_LRU_R_START_FAILED,
+    PROTO_LRU_R_BUSY,
+    PROTO_LRU_R_NOTSTARTED,
+    PROTO_LRU_R_PIPELINED,
+    PROTO_LRU_R_COUNT
+};
+
+#define PROTO_LRU_MAX_CLASS 63 /* memcached's MAX_NUMBER_OF_SLAB_CLASSES - 1 */
+
+struct proto_lru {
+    enum proto_lru_sub sub;
+    /* Checked after the server's own checks (a disabled crawler answers
+     * that first, as memcached): an error found in the argument, or NONE. */
+    enum proto_lru_reply reply;
+    bool all;         /* crawl/metadump: every class ("all" or "hash") */
+    uint64_t classes; /* crawl/metadump: bit n set for class id n */
+    uint32_t value;   /* sleep (microseconds), tocrawl */
+};
+
+/*
+ * If the line is an lru_crawler command, parse it into *out and return
+ * true; otherwise return false (the line is for proto_parse()). Pure.
+ */
+bool proto_parse_lru(const char *line, size_t len, struct proto_lru *out);
+
 #endif

@@ -13,6 +13,12 @@
  * buffered the connection yields to the others and resumes on the next loop
  * turn.
  *
+ * A streamed reply (conn_stream: lru_crawler metadump) stops reading and
+ * serving until it is complete: each event appends slices while the output
+ * is under STREAM_OUT_LOW, sends them, and comes back on the next loop turn
+ * (or when the socket takes more), so other connections get their turns and
+ * a client that does not read holds up only its own stream.
+ *
  * Read buffers are taken from a per-worker cache when input arrives and
  * given back when it has all been consumed, so idle connections hold none.
  * A value bigger than what is buffered is read straight into its item.
@@ -33,6 +39,7 @@
 
 #include "compose.h"
 #include "log.h"
+#include "metadump.h"
 #include "parse.h"
 #include "process.h"
 #include "server.h"
@@ -42,6 +49,8 @@
 #define RBUF_CACHE_MAX  16          /* idle read buffers kept per worker */
 #define DIRECT_READ_MIN 4096        /* read a value straight into its item past this */
 #define ZERO_COPY_MIN   8192        /* send values from the item itself past this */
+
+#define STREAM_OUT_LOW 65536 /* a stream appends slices while the output holds less */
 
 #define RETRY_DELAY_US   1000 /* pause before running a busy command again */
 #define RETRY_GIVE_UP_MS 2000 /* then answer out of memory */
@@ -80,6 +89,12 @@ struct conn {
     bool closing;
     char addr[64];
     cache_time_t last_cmd;
+
+    /* a streamed reply in progress (conn_stream), NULL step if none */
+    conn_stream_fn stream_step;
+    void (*stream_release)(void *arg);
+    void *stream_arg;
+    struct event *sev; /* runs the next slices on a later loop turn */
 };
 
 struct item_ref {
@@ -89,6 +104,8 @@ struct item_ref {
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
 static bool flush(struct conn *c);
+static void on_stream(evutil_socket_t fd, short what, void *arg);
+static void pause_for_retry(struct conn *c);
 
 struct worker *conn_worker(struct conn *c)
 {
@@ -206,6 +223,10 @@ static void conn_free(struct conn *c)
     event_free(c->wev);
     if (c->tev != NULL)
         event_free(c->tev);
+    if (c->stream_release != NULL)
+        c->stream_release(c->stream_arg); /* closed mid-stream: the walk goes too */
+    if (c->sev != NULL)
+        event_free(c->sev);
     evbuffer_free(c->out); /* releases item references still queued */
     c->rstart = c->rend;
     rbuf_put(c);
@@ -262,6 +283,11 @@ void conn_write(struct conn *c, const void *data, size_t n)
 {
     if (evbuffer_add(c->out, data, n) != 0)
         c->closing = true; /* out of memory: nothing sensible to send */
+}
+
+size_t conn_pending_output(struct conn *c)
+{
+    return evbuffer_get_length(c->out) - c->committed;
 }
 
 void conn_reply(struct conn *c, enum proto_reply r)
@@ -356,8 +382,55 @@ void conn_discard_output(struct conn *c)
     truncate_output(c, c->committed);
 }
 
-
 static void on_retry(evutil_socket_t fd, short what, void *arg);
+
+void conn_stream(struct conn *c, conn_stream_fn step, void (*release)(void *arg), void *arg)
+{
+    if (c->sev == NULL)
+        c->sev = event_new(c->w->base, -1, 0, on_stream, c);
+    if (c->sev == NULL) {
+        release(arg);
+        c->closing = true;
+        return;
+    }
+    c->stream_step = step;
+    c->stream_release = release;
+    c->stream_arg = arg;
+    event_del(c->rev); /* input waits until the stream is done */
+}
+
+static void end_stream(struct conn *c)
+{
+    void (*release)(void *) = c->stream_release;
+    void *arg = c->stream_arg;
+    c->stream_step = NULL;
+    c->stream_release = NULL;
+    c->stream_arg = NULL;
+    release(arg);
+    if (!c->blocked && !c->waiting)
+        event_add(c->rev, NULL);
+}
+
+/*
+ * Append slices while the output is short. Returns true when the stream is
+ * complete, false when it must go on later (output full enough, or the
+ * step asked to wait).
+ */
+static bool run_stream(struct conn *c)
+{
+    while (evbuffer_get_length(c->out) < STREAM_OUT_LOW && !c->closing) {
+        enum conn_stream_state st = c->stream_step(c, c->stream_arg);
+        if (st == CONN_STREAM_DONE) {
+            end_stream(c);
+            return true;
+        }
+        if (st == CONN_STREAM_WAIT) {
+            pause_for_retry(c);
+            return false;
+        }
+    }
+    return false;
+}
 
 /* Pause before running the busy command again; input is not read meanwhile. */
 static void pause_for_retry(struct conn *c)
@@ -462,6 +535,11 @@ static void serve(struct conn *c)
     unsigned budget = (unsigned)c->w->srv->set->reqs_per_event + 1;
     unsigned served = 0;
     while (!c->closing && !c->close_after_write && !c->waiting) {
+        if (c->stream_step != NULL) {
+            if (!run_stream(c))
+                return;
+            continue;
+        }
         if (c->state == CONN_STORE_RETRY || c->state == CONN_VALUE) {
             if (c->state == CONN_VALUE && (c->rbuf == NULL || !fill_value(c)))
                 return;
@@ -505,6 +583,11 @@ static void serve(struct conn *c)
         c->last_cmd = cache_now(c->w->srv->cache);
         if (tc_log_get_level() >= TC_LOG_DEBUG)
             tc_log(TC_LOG_DEBUG, "<%d %.*s", c->fd, (int)(line_len > 200 ? 200 : line_len), line);
+        struct proto_lru lru;
+        if (proto_parse_lru(line, line_len, &lru)) {
+            metadump_command(c, &lru); /* may start a stream, served at the loop's top */
+            continue;
+        }
         struct request req;
         proto_parse(line, line_len, &req);
         if (!process_request(c, &req)) {
@@ -580,7 +663,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->blocked = false;
-        if (!c->closing && !c->close_after_write && !c->waiting)
+        if (!c->closing && !c->close_after_write && !c->waiting && c->stream_step == NULL)
             event_add(c->rev, NULL);
     } else if (what & EV_READ) {
         int r = read_input(c);
@@ -623,6 +706,11 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
         event_active(c->rev, EV_TIMEOUT, 1);
         return;
     }
+    if (c->stream_step != NULL && !c->waiting) {
+        /* Sent all we had: the next slices on the next loop turn. */
+        event_active(c->sev, EV_TIMEOUT, 1);
+        return;
+    }
     if (c->state == CONN_CMD && !c->waiting)
         rbuf_put(c);
 }
@@ -632,9 +720,15 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct conn *c = arg;
     c->waiting = false;
-    if (!c->blocked)
+    if (!c->blocked && c->stream_step == NULL)
         event_add(c->rev, NULL);
     on_event(fd, EV_TIMEOUT, c);
+}
+
+static void on_stream(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    on_event(fd, EV_TIMEOUT, arg);
 }
 
 void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg)

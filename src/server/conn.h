@@ -31,6 +31,10 @@ struct worker *conn_worker(struct conn *c);
 /* Append bytes to the output (copied). */
 void conn_write(struct conn *c, const void *data, size_t n);
 
+/* Bytes of replies queued since the last commit: those memcached would
+ * still hold unsent (it sends after get-family commands and mn). */
+size_t conn_pending_output(struct conn *c);
+
 /* Append a fixed reply line. */
 void conn_reply(struct conn *c, enum proto_reply r);
 
@@ -82,5 +86,24 @@ void conn_close_now(struct conn *c);
 typedef void (*conn_stats_fn)(void *arg, int fd, const char *addr, const char *state,
                               uint32_t idle_secs);
 void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg);
+
+/*
+ * Streamed replies (lru_crawler metadump): a reply too long to build at
+ * once is produced by `step` in slices. While a stream is set the
+ * connection neither reads nor runs further commands; whenever its output
+ * holds less than a few tens of KiB, it calls step, which appends one slice
+ * and says whether it is finished. A client that stops reading therefore
+ * stalls only its own stream, and a stream never buffers more than its
+ * threshold plus one slice. When step finishes (or the connection closes)
+ * `release(arg)` is called once, and the commands that followed the
+ * streamed one are served.
+ */
+enum conn_stream_state {
+    CONN_STREAM_MORE, /* appended a slice; call again */
+    CONN_STREAM_WAIT, /* nothing to append yet: call again in a moment */
+    CONN_STREAM_DONE, /* the reply is complete */
+};
+typedef enum conn_stream_state (*conn_stream_fn)(struct conn *c, void *arg);
+void conn_stream(struct conn *c, conn_stream_fn step, void (*release)(void *arg), void *arg);
 
 #endif
