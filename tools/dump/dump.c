@@ -131,6 +131,8 @@ struct online {
     uint64_t batch_seq; /* gets: the line being built */
     size_t open_keys;   /* gets: keys on the line being built */
     bool listed_all;    /* END seen */
+    uint64_t rate;      /* --rate: keys per second at most, 0: no limit */
+    long long start_ms; /* of the listing, for the rate */
     struct dumpout *out;
     struct tally *t;
     char err[1024];
@@ -204,9 +206,26 @@ static int request_key(struct online *on, const struct dp_meta *m)
 }
 
 /* Take whole listing lines while the ring has room. 0, or -1 (on->err). */
+/*
+ * --rate: milliseconds until the next key may be asked for (0: now). The
+ * budget is rate * elapsed time, so a stall is made up for, not lost.
+ */
+static long long rate_wait_ms(const struct online *on)
+{
+    if (on->rate == 0)
+        return 0;
+    long long elapsed = now_ms() - on->start_ms;
+    uint64_t allowed = on->rate * (uint64_t)elapsed / 1000 + 1;
+    if (on->t->listed < allowed)
+        return 0;
+    long long due = (long long)((on->t->listed + 1) * 1000 / on->rate);
+    long long wait = due - elapsed;
+    return wait < 1 ? 1 : wait > 1000 ? 1000 : wait;
+}
+
 static int take_listing(struct online *on)
 {
-    while (!on->listed_all && on->count < on->cap) {
+    while (!on->listed_all && on->count < on->cap && rate_wait_ms(on) == 0) {
         size_t len;
         const char *in = mc_in(&on->list, &len);
         const char *nl = len > 0 ? memchr(in, '\n', len) : NULL;
@@ -390,7 +409,8 @@ static int pump(struct online *on, int timeout_s)
 
         struct pollfd pf[2];
         int np = 0, ilist = -1, ifetch = -1;
-        if (!on->listed_all && on->count < on->cap) {
+        long long paced = on->listed_all ? 0 : rate_wait_ms(on);
+        if (!on->listed_all && on->count < on->cap && paced == 0) {
             ilist = np;
             pf[np++] = (struct pollfd){.fd = on->list.fd, .events = POLLIN};
         }
@@ -400,9 +420,9 @@ static int pump(struct online *on, int timeout_s)
             ifetch = np;
             pf[np++] = (struct pollfd){.fd = on->fetch.fd, .events = ev};
         }
-        if (np == 0)
+        if (np == 0 && paced == 0)
             return protocol_error(on, "nothing to wait for (internal error)", NULL);
-        int rc = poll(pf, (nfds_t)np, 1000);
+        int rc = poll(np > 0 ? pf : NULL, (nfds_t)np, paced > 0 ? (int)paced : 1000);
         if (rc < 0 && errno != EINTR) {
             snprintf(on->err, sizeof(on->err), "poll failed: %s", strerror(errno));
             return -1;
@@ -437,8 +457,8 @@ static int pump(struct online *on, int timeout_s)
             }
             moved |= n > 0 || mc_unsent(&on->fetch) != before;
         }
-        if (moved) {
-            last_io = now_ms();
+        if (moved || paced > 0) {
+            last_io = now_ms(); /* waiting on --rate is not the server's silence */
         } else if (now_ms() - last_io > (long long)timeout_s * 1000) {
             snprintf(on->err, sizeof(on->err), "server %s: no reply for %d s", on->server,
                      timeout_s);
@@ -447,10 +467,11 @@ static int pump(struct online *on, int timeout_s)
     }
 }
 
-static int dump_online(const char *server, size_t window, int timeout_s, struct dumpout *out,
-                       struct tally *t, bool text)
+static int dump_online(const char *server, size_t window, uint64_t rate, int timeout_s,
+                       struct dumpout *out, struct tally *t, bool text)
 {
-    struct online on = {.server = server, .out = out, .t = t, .text = text, .cap = window};
+    struct online on = {
+        .server = server, .out = out, .t = t, .text = text, .cap = window, .rate = rate};
     on.list.fd = on.fetch.fd = -1;
     int rc = -1;
     on.ring = calloc(window, sizeof(*on.ring));
@@ -481,6 +502,7 @@ static int dump_online(const char *server, size_t window, int timeout_s, struct 
             snprintf(on.err, sizeof(on.err), "server %s: cannot send the metadump request", server);
         goto done;
     }
+    on.start_ms = now_ms();
     rc = pump(&on, timeout_s);
 done:
     if (rc != 0)
@@ -573,7 +595,7 @@ int main(int argc, char **argv)
 {
     const char *server = NULL, *output = NULL, *data_dir = NULL;
     int format = DUMPOUT_NATIVE;
-    uint64_t window = 512, timeout_s = 30;
+    uint64_t window = 512, timeout_s = 30, rate = 0;
     struct tc_option opts[] = {
         OPT('s', "server", TC_OPT_STRING, "HOST:PORT", "the running server to dump", &server,
             .default_text = "127.0.0.1:11211"),
@@ -586,6 +608,10 @@ int main(int argc, char **argv)
             &data_dir),
         OPT(0, "window", TC_OPT_UINT, "N", "values asked for ahead of the replies", &window,
             .min = 1, .max = 65536, .default_text = "512"),
+        OPT(0, "rate", TC_OPT_UINT, "N",
+            "online: fetch at most N items per second, to spare the server's other traffic "
+            "(0: as fast as it answers)",
+            &rate, .min = 0, .max = 100000000, .default_text = "0"),
         OPT(0, "timeout", TC_OPT_UINT, "SEC", "give up when the server says nothing this long",
             &timeout_s, .min = 1, .max = 86400, .default_text = "30"),
     };
@@ -635,7 +661,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
-    int rc = server != NULL ? dump_online(server, (size_t)window, (int)timeout_s, out, &t,
+    int rc = server != NULL ? dump_online(server, (size_t)window, rate, (int)timeout_s, out, &t,
                                           format == DUMPOUT_TEXT)
                             : dump_datadir(data_dir, out, &t);
     uint64_t items = dumpout_items(out), bytes = dumpout_bytes(out);
