@@ -888,7 +888,7 @@ bool flash_maybe(struct flash_reader *r, uint64_t hv)
     return maybe;
 }
 
-static tc_status_e reader_begin(struct flash_reader *r)
+tc_status_e flash_reader_begin(struct flash_reader *r, const char *what)
 {
     struct flash *f = r->f;
     int rc;
@@ -904,7 +904,7 @@ static tc_status_e reader_begin(struct flash_reader *r)
             mdb_txn_reset(r->txn);
     }
     if (rc != 0)
-        return flash_translate(f, rc, "starting a read transaction");
+        return flash_translate(f, rc, what);
     r->open = true;
     return TC_OK;
 }
@@ -942,7 +942,7 @@ tc_status_e flash_get(struct flash_reader *r, uint64_t hv, const char *key, size
 {
     struct flash *f = r->f;
     atomic_fetch_add_explicit(&f->lookups, 1, memory_order_relaxed);
-    tc_status_e st = reader_begin(r);
+    tc_status_e st = flash_reader_begin(r, "starting a read transaction");
     if (st != TC_OK)
         return st;
     MDB_val k = {sizeof(hv), &hv}, v;

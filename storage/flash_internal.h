@@ -148,6 +148,10 @@ int flash_fault_hit(struct flash *f);
 /* An LMDB result as a status; logs the first failure, counts every one. */
 tc_status_e flash_translate(struct flash *f, int rc, const char *what);
 
+/* Open (renew) the reader's read transaction and index cursor; `what`
+ * names the operation in an error. TC_OK or TC_IO_ERROR. */
+tc_status_e flash_reader_begin(struct flash_reader *r, const char *what);
+
 /* Read the record at `loc` in a transaction. */
 tc_status_e flash_read_at(struct flash *f, MDB_txn *txn, uint64_t loc, struct flash_item *it,
                           size_t *size);

@@ -18,27 +18,6 @@
 #include "hashtable.h"
 #include "log.h"
 
-static tc_status_e walk_begin(struct flash_reader *r)
-{
-    struct flash *f = r->f;
-    int rc;
-    if (r->txn == NULL) {
-        rc = LMDB_CALL(f, mdb_txn_begin(f->env, NULL, MDB_RDONLY, &r->txn));
-        if (rc == 0 && (rc = LMDB_CALL(f, mdb_cursor_open(r->txn, f->idx, &r->cur))) != 0) {
-            mdb_txn_abort(r->txn);
-            r->txn = NULL;
-        }
-    } else {
-        rc = LMDB_CALL(f, mdb_txn_renew(r->txn));
-        if (rc == 0 && (rc = LMDB_CALL(f, mdb_cursor_renew(r->txn, r->cur))) != 0)
-            mdb_txn_reset(r->txn);
-    }
-    if (rc != 0)
-        return flash_translate(f, rc, "starting a read transaction (key walk)");
-    r->open = true;
-    return TC_OK;
-}
-
 /* In the open transaction: does the index map hv to loc? */
 static int index_has(struct flash_reader *r, uint64_t hv, uint64_t loc, bool *has)
 {
@@ -51,7 +30,7 @@ static int index_has(struct flash_reader *r, uint64_t hv, uint64_t loc, bool *ha
 tc_status_e flash_walk_current(struct flash_reader *r, uint64_t hv, uint64_t loc, bool *current)
 {
     *current = false;
-    tc_status_e st = walk_begin(r);
+    tc_status_e st = flash_reader_begin(r, "starting a read transaction (key walk)");
     if (st != TC_OK)
         return st;
     int rc = index_has(r, hv, loc, current);
@@ -64,7 +43,7 @@ tc_status_e flash_walk_slice(struct flash_reader *r, uint64_t *pos, size_t max, 
 {
     struct flash *f = r->f;
     *done = false;
-    tc_status_e st = walk_begin(r);
+    tc_status_e st = flash_reader_begin(r, "starting a read transaction (key walk)");
     if (st != TC_OK)
         return st;
     MDB_cursor *bc;
