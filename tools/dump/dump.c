@@ -467,6 +467,8 @@ static int pump(struct online *on, int timeout_s)
     }
 }
 
+static int spool_listing(struct online *on, int timeout_s);
+
 static int dump_online(const char *server, size_t window, uint64_t rate, int timeout_s,
                        struct dumpout *out, struct tally *t, bool text)
 {
@@ -495,6 +497,10 @@ static int dump_online(const char *server, size_t window, uint64_t rate, int tim
             goto done;
         on.mg = strcmp(line, "EN") == 0 || strcmp(line, "HD") == 0;
     }
+    if (mc_request_line(&on.fetch, "version\r\n", line, sizeof(line), CONNECT_MS, on.err,
+                        sizeof(on.err)) != 0)
+        goto done;
+    bool spool = strstr(line, "tiercache") == NULL; /* see spool_listing() */
     static const char cmd[] = "lru_crawler metadump all\r\n";
     if (mc_queue(&on.list, cmd, sizeof(cmd) - 1) != 0 ||
         mc_send_some(&on.list, on.err, sizeof(on.err)) != 0 || mc_unsent(&on.list) != 0) {
@@ -502,6 +508,8 @@ static int dump_online(const char *server, size_t window, uint64_t rate, int tim
             snprintf(on.err, sizeof(on.err), "server %s: cannot send the metadump request", server);
         goto done;
     }
+    if (spool && spool_listing(&on, timeout_s) != 0)
+        goto done;
     on.start_ms = now_ms();
     rc = pump(&on, timeout_s);
 done:
@@ -511,6 +519,96 @@ done:
     mc_close(&on.fetch);
     free(on.ring);
     return rc;
+}
+
+/*
+ * memcached's crawler skips an item whose lock is held as it passes, and
+ * our own fetches hold them: listing and fetching at once, a dump of an
+ * idle memcached missed an item now and then. So from a server other than
+ * tiercached (whose walk waits for a key's lock instead), the whole listing
+ * is first spooled to an unlinked temporary file, then replayed from it as
+ * if from the connection (mc_recv_some reads with read()). The file holds
+ * the keys only: about 100 bytes per item, on disk, not in memory.
+ */
+static int spool_listing(struct online *on, int timeout_s)
+{
+    FILE *tmp = tmpfile();
+    if (tmp == NULL) {
+        snprintf(on->err, sizeof(on->err), "cannot create a temporary file for the key listing: %s",
+                 strerror(errno));
+        return -1;
+    }
+    char tail[5] = {0}; /* the last bytes seen: the listing ends with "END\r\n" */
+    size_t seen = 0;
+    bool keys = false, done = false;
+    long long last_io = now_ms();
+    while (!done) {
+        if (interrupted) {
+            snprintf(on->err, sizeof(on->err), "interrupted");
+            fclose(tmp);
+            return -1;
+        }
+        struct pollfd pf = {.fd = on->list.fd, .events = POLLIN};
+        if (poll(&pf, 1, 1000) < 0 && errno != EINTR) {
+            snprintf(on->err, sizeof(on->err), "poll failed: %s", strerror(errno));
+            fclose(tmp);
+            return -1;
+        }
+        ssize_t n = mc_recv_some(&on->list, on->err, sizeof(on->err));
+        if (n < 0 || (n == 0 && on->list.eof)) {
+            if (n == 0)
+                snprintf(on->err, sizeof(on->err),
+                         "server %s closed the connection before the end of the key listing",
+                         on->server);
+            fclose(tmp);
+            return -1;
+        }
+        if (n == 0) {
+            if (now_ms() - last_io > (long long)timeout_s * 1000) {
+                snprintf(on->err, sizeof(on->err), "server %s: no reply for %d s", on->server,
+                         timeout_s);
+                fclose(tmp);
+                return -1;
+            }
+            continue;
+        }
+        last_io = now_ms();
+        size_t len;
+        const char *in = mc_in(&on->list, &len);
+        if (seen == 0)
+            keys = len >= 4 && memcmp(in, "key=", 4) == 0;
+        if (fwrite(in, 1, len, tmp) != len) {
+            snprintf(on->err, sizeof(on->err), "cannot write the key listing to a temporary file");
+            fclose(tmp);
+            return -1;
+        }
+        for (size_t i = 0; i < len; i++) {
+            memmove(tail, tail + 1, 4);
+            tail[4] = in[i];
+        }
+        seen += len;
+        mc_consume(&on->list, len);
+        /* The end: "END\r\n" after key lines (which end in a bare \n), or
+         * the first \r\n of anything else (END alone, or an error). */
+        done = keys ? seen >= 5 && memcmp(tail, "END\r\n", 5) == 0
+                    : seen >= 2 && memcmp(tail + 3, "\r\n", 2) == 0;
+        progress_tick(on->t, on->out);
+    }
+    if (fflush(tmp) != 0 || fseek(tmp, 0, SEEK_SET) != 0) {
+        snprintf(on->err, sizeof(on->err), "cannot read back the key listing: %s", strerror(errno));
+        fclose(tmp);
+        return -1;
+    }
+    int fd = dup(fileno(tmp));
+    fclose(tmp);
+    if (fd < 0) {
+        snprintf(on->err, sizeof(on->err), "cannot read back the key listing: %s", strerror(errno));
+        return -1;
+    }
+    close(on->list.fd); /* the listing connection is done with */
+    on->list.fd = fd;
+    on->list.eof = false;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ offline */

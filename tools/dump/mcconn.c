@@ -206,7 +206,8 @@ ssize_t mc_recv_some(struct mc_conn *c, char *err, size_t errlen)
         return -1;
     }
     for (;;) {
-        ssize_t r = recv(c->fd, c->in + c->in_tail, c->in_cap - c->in_tail, 0);
+        /* read(), not recv(): the listing may be replayed from a file (dump.c) */
+        ssize_t r = read(c->fd, c->in + c->in_tail, c->in_cap - c->in_tail);
         if (r > 0) {
             c->in_tail += (size_t)r;
             return r;
