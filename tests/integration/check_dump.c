@@ -467,7 +467,9 @@ START_TEST(from_memcached)
     close(fd);
     struct ft_conn c;
     ck_assert_int_eq(ft_open(&c, dst.ts.port), 0);
-    /* Replies are read as they come, so a large file cannot deadlock. */
+    /* Everything is sent before any reply is read: the replies ("STORED",
+     * 8 bytes per item, 32 KB here) fit in the socket buffers, so this
+     * cannot deadlock at this size (a larger file would need a reader). */
     size_t off = 0, stored = 0;
     while (off < (size_t)sb.st_size) {
         size_t chunk = (size_t)sb.st_size - off < 65536 ? (size_t)sb.st_size - off : 65536;
