@@ -66,12 +66,12 @@ tc_status_e tc_datadir_walk(struct tc_datadir *d, uint64_t now, tc_datadir_item_
 
 /* What a full check found. */
 struct tc_datadir_check {
-    uint64_t batches, records;  /* read */
-    uint64_t live, superseded;  /* records the index points at, and older versions */
-    uint64_t bad_batches;       /* wrong magic or checksum */
-    uint64_t bad_records;       /* do not parse inside a batch that checks out */
-    uint64_t bad_index;         /* index entries pointing at no record of their key */
-    char first_problem[256];    /* "" if none */
+    uint64_t batches, records; /* read */
+    uint64_t live, superseded; /* records the index points at, and older versions */
+    uint64_t bad_batches;      /* wrong magic or checksum */
+    uint64_t bad_records;      /* do not parse inside a batch that checks out */
+    uint64_t bad_index;        /* index entries pointing at no record of their key */
+    char first_problem[256];   /* "" if none */
 };
 
 /* Read every batch and record and every index entry, and verify them.

@@ -43,12 +43,11 @@
  * Cases: roomy (-m 256), small (-m 16 -I 1m -f 4, laid out by setup so
  * that slab classes and large items evict: required; "SERVER_ERROR out of
  * memory" is allowed but not required, since each class gets a first page
- * over -m as in memcached, and what is left is a matter of timing), and many connections (200 slots over -c 180,
- * opened, used and closed in several ways: quit, close, reset, close with
- * replies unread, with a value or a command line half sent; turned-away
- * connections must get "ERROR Too many open connections"). At the end: the
- * server's connection count drops back to 1, its log has no sanitizer
- * report, and it exits 0 on SIGTERM.
+ * over -m as in memcached, and what is left is a matter of timing), and many connections (200 slots
+ * over -c 180, opened, used and closed in several ways: quit, close, reset, close with replies
+ * unread, with a value or a command line half sent; turned-away connections must get "ERROR Too
+ * many open connections"). At the end: the server's connection count drops back to 1, its log has
+ * no sanitizer report, and it exits 0 on SIGTERM.
  *
  * Every wait is bounded (poll with a deadline). TC_CONCURRENCY_SECONDS sets
  * the length of each case (default 5), TC_CONCURRENCY_SEED the seed.
