@@ -499,6 +499,32 @@ START_TEST(from_memcached)
 }
 END_TEST
 
+/*
+ * --rate=N: at most N items a second, all of them still dumped. Only the
+ * lower bound on the time is checked (a budget of N x elapsed time, plus
+ * one, makes 300 items at 200/s take at least 1.49 s, however fast the
+ * machine); how close to it the dump comes depends on the machine.
+ */
+START_TEST(rate_limited)
+{
+    struct mc src;
+    mc_start_opts(&src, true);
+    struct model m = {.n = 300, .maxlen = 100, .set_at = (uint64_t)time(NULL)};
+    model_fill(&m, src.ts.port);
+    char server[64], native[128];
+    snprintf(server, sizeof(server), "127.0.0.1:%d", src.ts.port);
+    path_for(native, sizeof(native), "rate.dump");
+    long long t0 = ts_now_ms();
+    dump_ok((const char *[]){"-s", server, "--rate=200", "-o", native, NULL}, NULL);
+    long long took = ts_now_ms() - t0;
+    ck_assert_msg(took >= 1490, "300 items at --rate=200 took %lld ms (at least 1490 expected)",
+                  took);
+    check_native(&m, native);
+    unlink(native);
+    mc_stop(&src);
+}
+END_TEST
+
 START_TEST(from_tiercached)
 {
     struct ft_server s;
@@ -752,6 +778,7 @@ static Suite *dump_suite(void)
     tcase_add_test(tc, parsers);
     tcase_add_test(tc, usage);
     tcase_add_test(tc, from_memcached);
+    tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, not_torn_memcached);
     tcase_add_test(tc, from_tiercached);
     tcase_add_test(tc, not_torn_tiercached);
