@@ -171,8 +171,7 @@ int ts_start_tiercached(struct tserver *s, const char *const *args)
     static int seq;
     s->own_data_dir = !names_data_dir(args);
     if (s->own_data_dir)
-        snprintf(s->data_dir, sizeof(s->data_dir), "/tmp/tc-test-%d-%d.data", (int)getpid(),
-                 seq++);
+        snprintf(s->data_dir, sizeof(s->data_dir), "/tmp/tc-test-%d-%d.data", (int)getpid(), seq++);
     else
         s->data_dir[0] = '\0';
     return start_tiercached(s, args, 0);
@@ -290,7 +289,8 @@ int ts_connect(int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

@@ -86,7 +86,7 @@ START_TEST(test_first_page_of_a_class_passes_the_budget)
     ck_val("small", "v");
     ck_val("big2999", big);
     ck_missing("big0");
-        /* The first large item (up to a page) passes as well. */
+    /* The first large item (up to a page) passes as well. */
     struct item *it = NULL;
     ck_assert_int_eq(cache_alloc(W, "large", 5, 0, 0, 600000, &it), TC_OK);
     cache_item_unref(C, it);
