@@ -322,32 +322,6 @@ static void dump_ok(const char *const *args, const char *out_path)
 
 /* ---------------------------------------------------------------- servers */
 
-/* A process that SIGKILLs `pid` when this test process goes away (Check
- * ends a failed test with _exit). Returns the write end to close when the
- * server was stopped normally. */
-static int guard(pid_t pid)
-{
-    int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t g = fork();
-    ck_assert_int_ge(g, 0);
-    if (g == 0) {
-        close(p[1]);
-        char b;
-        while (read(p[0], &b, 1) > 0)
-            ;
-        kill(pid, SIGKILL);
-        _exit(0);
-    }
-    close(p[0]);
-    return p[1];
-}
-
-struct mc {
-    struct tserver ts;
-    int guard_fd;
-};
-
 /*
  * memcached's crawler lists one LRU after another, and its LRU maintainer
  * moves fresh items from HOT to WARM/COLD meanwhile: with segmented LRUs a
@@ -355,22 +329,20 @@ struct mc {
  * turns the maintainer off (-o no_lru_maintainer: one LRU per class), so
  * its listing has every item.
  */
-static void mc_start_opts(struct mc *m, bool exact)
+static void mc_start_opts(struct ft_server *m, bool exact)
 {
     const char *args[] = {"-o", "no_lru_maintainer", NULL};
-    ck_assert_msg(ts_start_memcached(&m->ts, exact ? args : NULL) == 0, "memcached did not start");
-    m->guard_fd = guard(m->ts.pid);
+    ck_assert_msg(ft_start_memcached(m, exact ? args : NULL) == 0, "memcached did not start");
 }
 
-static void mc_start(struct mc *m)
+static void mc_start(struct ft_server *m)
 {
     mc_start_opts(m, false);
 }
 
-static void mc_stop(struct mc *m)
+static void mc_stop(struct ft_server *m)
 {
-    ts_stop(&m->ts);
-    close(m->guard_fd);
+    ft_stop(m);
     unlink(m->ts.log_path);
 }
 
@@ -440,7 +412,7 @@ END_TEST
 
 START_TEST(from_memcached)
 {
-    struct mc src, dst;
+    struct ft_server src, dst;
     mc_start_opts(&src, true);
     struct model m = {
         .n = (uint64_t)env_items(4000), .maxlen = 3000, .set_at = (uint64_t)time(NULL)};
@@ -507,7 +479,7 @@ END_TEST
  */
 START_TEST(rate_limited)
 {
-    struct mc src;
+    struct ft_server src;
     mc_start_opts(&src, true);
     struct model m = {.n = 300, .maxlen = 100, .set_at = (uint64_t)time(NULL)};
     model_fill(&m, src.ts.port);
@@ -678,7 +650,7 @@ static void dump_while_writing(int port, const char *tag)
 
 START_TEST(not_torn_memcached)
 {
-    struct mc src;
+    struct ft_server src;
     mc_start(&src);
     struct model m = {
         .n = (uint64_t)env_items(4000) * 2, .maxlen = 2000, .set_at = (uint64_t)time(NULL)};
@@ -756,7 +728,7 @@ START_TEST(usage)
     ck_assert_int_eq(exit_code(&r), 0);
 
     /* A port nobody listens on: a memcached started and stopped frees one. */
-    struct mc gone;
+    struct ft_server gone;
     mc_start(&gone);
     int port = gone.ts.port;
     mc_stop(&gone);

@@ -487,46 +487,18 @@ static void restore_ok(const char *const *args, uint64_t n)
 
 /* ---------------------------------------------------------------- servers */
 
-/* A process that SIGKILLs `pid` when this test process goes away (Check
- * ends a failed test with _exit): memcached gets no guard from testutil.
- * Returns the write end to close once the server was stopped. */
-static int guard(pid_t pid)
-{
-    int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t g = fork();
-    ck_assert_int_ge(g, 0);
-    if (g == 0) {
-        close(p[1]);
-        char b;
-        while (read(p[0], &b, 1) > 0)
-            ;
-        kill(pid, SIGKILL);
-        _exit(0);
-    }
-    close(p[0]);
-    return p[1];
-}
-
-struct mc {
-    struct tserver ts;
-    int guard_fd;
-};
-
 /* memcached's LRU maintainer moves items between LRUs while the crawler
  * lists them, and a moved item can be missed (check_dump.c says more):
  * a source memcached runs without it, so its listing has every item. */
-static void mc_start(struct mc *m, bool source)
+static void mc_start(struct ft_server *m, bool source)
 {
     const char *args[] = {"-o", "no_lru_maintainer", NULL};
-    ck_assert_msg(ts_start_memcached(&m->ts, source ? args : NULL) == 0, "memcached did not start");
-    m->guard_fd = guard(m->ts.pid);
+    ck_assert_msg(ft_start_memcached(m, source ? args : NULL) == 0, "memcached did not start");
 }
 
-static void mc_stop(struct mc *m)
+static void mc_stop(struct ft_server *m)
 {
-    ts_stop(&m->ts);
-    close(m->guard_fd);
+    ft_stop(m);
     unlink(m->ts.log_path);
 }
 
@@ -649,7 +621,7 @@ static uint64_t send_file(const char *path, int port)
 
 START_TEST(migration)
 {
-    struct mc src;
+    struct ft_server src;
     mc_start(&src, true);
     struct model m = {.n = env_items(1), .maxlen = 3000};
     model_fill(&m, src.ts.port);
@@ -791,7 +763,7 @@ START_TEST(into_memcached)
     dump_ok((const char *[]){"-s", server, "-o", native, NULL});
     tc_stop(&src);
 
-    struct mc dst;
+    struct ft_server dst;
     mc_start(&dst, false);
     server_arg(server, sizeof(server), dst.ts.port);
     restore_ok((const char *[]){"-s", server, "-i", native, NULL}, m.n);

@@ -42,8 +42,9 @@ long ft_env_long(const char *name, long dflt)
     return *end == '\0' ? x : dflt;
 }
 
-/* Is `pid` still a tiercached process (not a recycled pid)? */
-static bool is_tiercached(pid_t pid)
+/* Is `pid` still a server of ours, tiercached or memcached (not a
+ * recycled pid)? */
+static bool is_server(pid_t pid)
 {
     char path[64], cmd[512];
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
@@ -53,7 +54,7 @@ static bool is_tiercached(pid_t pid)
     size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
     fclose(f);
     cmd[n] = '\0';
-    return strstr(cmd, "tiercached") != NULL;
+    return strstr(cmd, "tiercached") != NULL || strstr(cmd, "memcached") != NULL;
 }
 
 /* rm -rf a data dir of the test's own and its dir.corrupt-* siblings. */
@@ -104,7 +105,7 @@ static void guard_start(struct ft_server *s)
             r = read(p[0], &c, 1);
         while (r < 0 && errno == EINTR);
         if (r != 1) {
-            if (s->ts.pid > 0 && is_tiercached(s->ts.pid))
+            if (s->ts.pid > 0 && is_server(s->ts.pid))
                 kill(s->ts.pid, SIGKILL);
             if (s->dir[0] != '\0') {
                 ft_pause_ms(200);
@@ -146,6 +147,17 @@ int ft_start(struct ft_server *s, const char *fault_spec, const char *const *arg
     if (fault_spec != NULL)
         unsetenv("TIERCACHE_FLASH_FAULT");
     if (r != 0)
+        return -1;
+    guard_start(s);
+    return 0;
+}
+
+int ft_start_memcached(struct ft_server *s, const char *const *args)
+{
+    memset(s, 0, sizeof(*s));
+    s->guard_pid = -1;
+    s->guard_fd = -1;
+    if (ts_start_memcached(&s->ts, args) != 0)
         return -1;
     guard_start(s);
     return 0;

@@ -59,6 +59,13 @@ int ft_start(struct ft_server *s, const char *fault_spec, const char *const *arg
 int ft_stop(struct ft_server *s);
 
 /*
+ * A real memcached (the oracle) on a free port with `args` (NULL-terminated,
+ * may be NULL), guarded like ft_start()'s tiercached. 0, or -1. Stop it
+ * with ft_stop().
+ */
+int ft_start_memcached(struct ft_server *s, const char *const *args);
+
+/*
  * Prepare s for servers on `dir`, a data dir of the test's own (under /tmp,
  * shorter than 256 bytes) that outlives each server process. Nothing runs
  * yet. Removes what an earlier run left at dir and at dir.corrupt-* (where
