@@ -112,6 +112,7 @@ struct cache {
     uint64_t crawl_reclaimed_pass;
     cache_time_t crawl_next;
     uint32_t crawl_interval;
+    _Atomic bool crawl_requested; /* cache_crawl_now(): start a pass at the next round */
     _Atomic uint64_t crawler_starts, juggles;
 
     /* flash tier (NULL when RAM only) */

@@ -112,7 +112,8 @@ static void crawl_visit(struct item *it, uint64_t hv, void *arg)
 static bool crawl(struct cache *c, cache_time_t now)
 {
     if (!c->crawl_active) {
-        if (now < c->crawl_next)
+        bool asked = atomic_exchange_explicit(&c->crawl_requested, false, memory_order_relaxed);
+        if (now < c->crawl_next && !asked)
             return false;
         c->crawl_active = true;
         c->crawl_cursor = 0;
@@ -207,6 +208,12 @@ void maintainer_stop(struct cache *c)
     pthread_mutex_unlock(&c->maint_lock);
     pthread_join(c->maint, NULL);
     c->maint_running = false;
+}
+
+void cache_crawl_now(struct cache *c)
+{
+    atomic_store_explicit(&c->crawl_requested, true, memory_order_relaxed);
+    maintainer_wake(c);
 }
 
 void maintainer_wake(struct cache *c)

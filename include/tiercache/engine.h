@@ -229,6 +229,13 @@ void cache_flush(struct cache_worker *w, cache_time_t when);
  */
 bool cache_maintain(struct cache *c);
 
+/*
+ * Start a pass of the expiry crawl now rather than when its pacing says
+ * (memcached's `lru_crawler crawl`): expired and flushed items are freed
+ * without waiting for a client to meet them. Returns at once.
+ */
+void cache_crawl_now(struct cache *c);
+
 struct cache_stats {
     /* per key, as memcached counts them */
     uint64_t get_hits, get_misses, get_expired, get_flushed;

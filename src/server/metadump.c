@@ -13,8 +13,9 @@
  * metadump are answered after its "END".
  *
  * The other subcommands tune memcached's LRU crawler. Ours (the engine's
- * expiry crawl) paces itself, so `crawl`, `sleep` and `tocrawl` answer as
- * memcached does and change nothing. `disable` makes crawl and metadump
+ * expiry crawl) paces itself: `crawl` starts a pass now (cache_crawl_now,
+ * all classes at once), `sleep` and `tocrawl` answer as memcached does and
+ * change nothing. `disable` makes crawl and metadump
  * answer "CLIENT_ERROR lru crawler disabled" until `enable`, as memcached
  * (the expiry crawl keeps running: without it expired items would only go
  * when touched).
@@ -118,9 +119,11 @@ void metadump_command(struct conn *c, const struct proto_lru *lru)
             lru_reply(c, PROTO_LRU_R_DISABLED);
         else if (lru->reply != PROTO_LRU_R_NONE)
             lru_reply(c, lru->reply);
-        else if (lru->sub == PROTO_LRU_CRAWL)
+        else if (lru->sub == PROTO_LRU_CRAWL) {
+            /* Ours crawls every class at once: any class list starts a pass. */
+            cache_crawl_now(conn_worker(c)->srv->cache);
             lru_reply(c, PROTO_LRU_R_OK);
-        else
+        } else
             metadump_start(c, lru);
         return;
     case PROTO_LRU_ENABLE:

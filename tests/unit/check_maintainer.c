@@ -121,6 +121,38 @@ START_TEST(test_crawler_reclaims_expired)
 }
 END_TEST
 
+/* cache_crawl_now (lru_crawler crawl): a pass starts at the next round,
+ * although the crawl's pacing would wait. */
+START_TEST(test_crawl_now)
+{
+    struct cache_stats s;
+    int rounds = 0;
+    /* Let the paced crawl run its passes until its next one is far off. */
+    for (int i = 0; i < 12; i++) {
+        at(i);
+        while (cache_maintain(C) && ++rounds < 1000)
+            ;
+    }
+    char key[16];
+    for (unsigned i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "x%u", i);
+        ck_assert_int_eq(set_exp(key, "v", T0 + 13), TC_OK);
+    }
+    at(14); /* expired, and the pacing's next pass is seconds away */
+    uint64_t before = stats().crawler_reclaimed;
+    cache_maintain(C);
+    ck_assert_uint_eq(stats().crawler_reclaimed, before);
+    cache_crawl_now(C);
+    rounds = 0;
+    do {
+        cache_maintain(C);
+        s = stats();
+    } while (s.crawler_reclaimed < before + 50 && ++rounds < 200);
+    ck_assert_uint_eq(s.crawler_reclaimed, before + 50);
+    ck_assert_uint_eq(s.get_expired, 0);
+}
+END_TEST
+
 START_TEST(test_crawler_reclaims_flushed)
 {
     char key[16];
@@ -354,6 +386,7 @@ static Suite *maintainer_suite(void)
     tcase_add_test(tc, test_hash_growth_through_maintain);
     tcase_add_test(tc, test_crawler_reclaims_expired);
     tcase_add_test(tc, test_crawler_reclaims_flushed);
+    tcase_add_test(tc, test_crawl_now);
     tcase_add_test(tc, test_lru_segments_through_maintain);
     tcase_add_test(tc, test_concurrent_incr);
     tcase_add_test(tc, test_concurrent_stress);
