@@ -3,7 +3,7 @@
 # server runs, --check exits 1 on a damaged batch.
 tc_add_check(check_inspect
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_inspect.c
-    LIBS tc_flash_testlib PkgConfig::LMDB
+    LIBS tc_flash_testlib tc_testdamage
     TIMEOUT 300
     LABELS integration flash)
 target_compile_definitions(check_inspect PRIVATE
