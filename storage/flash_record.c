@@ -52,6 +52,12 @@ static inline int64_t unzigzag(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
+/* TCB3: the client flags and the meta bits in one varint. */
+static inline uint64_t flags_field(const struct flash_item *it)
+{
+    return (uint64_t)it->flags << 3 | (it->mbits & FREC_META_MASK);
+}
+
 struct frec_packed frec_pack(const struct flash_item *it, uint32_t base_time, uint64_t base_cas)
 {
     struct frec_packed p;
@@ -63,7 +69,7 @@ struct frec_packed frec_pack(const struct flash_item *it, uint32_t base_time, ui
 
 size_t frec_size(const struct flash_item *it, const struct frec_packed *p)
 {
-    return 1 + varint_len(it->nbytes) + varint_len(it->flags) + varint_len(p->exp) +
+    return 1 + varint_len(it->nbytes) + varint_len(flags_field(it)) + varint_len(p->exp) +
            varint_len(p->atime) + varint_len(p->cas) + it->nkey + it->nbytes;
 }
 
@@ -72,7 +78,7 @@ size_t frec_put(char *dst, const struct flash_item *it, const struct frec_packed
     size_t n = 0;
     dst[n++] = (char)it->nkey;
     n += put_varint(dst + n, it->nbytes);
-    n += put_varint(dst + n, it->flags);
+    n += put_varint(dst + n, flags_field(it));
     n += put_varint(dst + n, p->exp);
     n += put_varint(dst + n, p->atime);
     n += put_varint(dst + n, p->cas);
@@ -90,6 +96,8 @@ bool frec_get(const char *batch, size_t len, size_t off, struct flash_item *it, 
     uint64_t base_cas;
     memcpy(&base_time, batch + 12, 4);
     memcpy(&base_cas, batch + 16, 8);
+    uint32_t magic;
+    memcpy(&magic, batch, 4);
     const unsigned char *p = (const unsigned char *)batch + off;
     size_t avail = len - off, n = 1, used;
     uint64_t f[5]; /* vlen, flags, exp, atime, cas */
@@ -98,6 +106,11 @@ bool frec_get(const char *batch, size_t len, size_t off, struct flash_item *it, 
         if (n >= avail || !get_varint(p + n, avail - n, &f[i], &used))
             return false;
         n += used;
+    }
+    it->mbits = 0;
+    if (magic != FREC_BATCH_MAGIC_V2) {
+        it->mbits = (uint8_t)(f[1] & FREC_META_MASK);
+        f[1] >>= 3;
     }
     if (f[0] > UINT32_MAX || f[1] > UINT32_MAX)
         return false;
@@ -143,5 +156,6 @@ bool frec_batch_check(const char *batch, size_t len, uint32_t *count)
     memcpy(&magic, batch, 4);
     memcpy(count, batch + 4, 4);
     memcpy(&crc, batch + 8, 4);
-    return magic == FREC_BATCH_MAGIC && crc == batch_crc(batch, len);
+    return (magic == FREC_BATCH_MAGIC || magic == FREC_BATCH_MAGIC_V2) &&
+           crc == batch_crc(batch, len);
 }

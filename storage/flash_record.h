@@ -3,10 +3,14 @@
  * functions, no LMDB: the flash module writes and reads with them, and the
  * offline tools can parse a data dir with them.
  *
- *   batch:   u32 magic "TCB2" | u32 count | u32 crc32c(count, bytes 12..end) |
+ *   batch:   u32 magic "TCB3" | u32 count | u32 crc32c(count, bytes 12..end) |
  *            u32 base_time | u64 base_cas | records...        (little endian)
- *   record:  u8 nkey | varint vlen | varint flags | varint exp | varint atime |
- *            varint cas | key | value
+ *   record:  u8 nkey | varint vlen | varint flags << 3 | mbits | varint exp |
+ *            varint atime | varint cas | key | value
+ *            mbits: the item's meta-protocol state (FREC_META_*), three bits
+ *            beside the client flags so that the common flags < 16 still
+ *            take one byte. "TCB2" batches (written before the meta
+ *            commands) have plain flags and read with mbits 0.
  *            exp: 0 never, else zigzag(exptime - base_time) + 1; atime, cas:
  *            zigzag(x - base). Items of one batch are close in time and CAS,
  *            so a 100-byte value's record header is ~8 bytes instead of 19.
@@ -19,7 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FREC_BATCH_MAGIC     0x32424354U /* "TCB2" little endian */
+#define FREC_BATCH_MAGIC     0x33424354U /* "TCB3" little endian */
+#define FREC_BATCH_MAGIC_V2  0x32424354U /* "TCB2": no meta bits; still read */
 #define FREC_BATCH_HDR       24
 #define FREC_LOC_OFFSET_BITS 24
 #define FREC_BATCH_MAX       ((1U << FREC_LOC_OFFSET_BITS) - 1)
@@ -34,7 +39,11 @@ struct flash_item {
     uint32_t exptime;
     uint32_t atime;
     uint64_t cas;
+    uint8_t mbits; /* FREC_META_* */
 };
+
+/* Meta-protocol state kept with a record (the engine's CACHE_META_*). */
+#define FREC_META_MASK 7u
 
 /* A record's fields encoded against its batch's base time and CAS. */
 struct frec_packed {

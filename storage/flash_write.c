@@ -212,8 +212,9 @@ tc_status_e flash_write(struct flash *f, uint64_t hv, const struct flash_item *i
     tc_status_e st = find_w(f, hv, it->key, it->nkey, &old, &rec, &old_size);
     if (st == TC_OK) {
         /* The same version (a promoted item, unchanged): nothing to write.
-         * A touch keeps the CAS but not the expiry: that is a new version. */
-        if (rec.cas == it->cas && rec.exptime == it->exptime) {
+         * A touch keeps the CAS but not the expiry, a recache win (mg W)
+         * keeps both but not the meta bits: those are new versions. */
+        if (rec.cas == it->cas && rec.exptime == it->exptime && rec.mbits == it->mbits) {
             *skipped = true;
             f->t_skipped++;
             return TC_OK;

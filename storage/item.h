@@ -46,7 +46,15 @@ enum item_iflag {
     ITEM_TOMBSTONE = 1 << 7,  /* "deleted": shadows flash until the flash delete commits */
     ITEM_REDIRTY = 1 << 8,    /* changed (touched) while DEMOTING: do not mark clean */
     ITEM_FREE_CHUNK = 1 << 9, /* not an item: a free slab chunk (set under the class lock) */
+    /* The meta protocol's state (CACHE_META_* << ITEM_META_SHIFT), kept
+     * with the item on flash too (flash_record.h). */
+    ITEM_STALE = CACHE_META_STALE << 10,           /* invalidated: readers see X, one wins */
+    ITEM_WIN_SENT = CACHE_META_WIN_SENT << 10,     /* a client was told it won (W) */
+    ITEM_KEY_BINARY = CACHE_META_KEY_BINARY << 10, /* stored under a base64 key */
 };
+
+#define ITEM_META_SHIFT 10
+#define ITEM_META_MASK  (7U << ITEM_META_SHIFT)
 
 #define ITEM_LRU_SHIFT 14
 #define ITEM_LRU_MASK  (3U << ITEM_LRU_SHIFT)
@@ -109,6 +117,12 @@ static inline uint32_t item_get_exptime(const struct item *it)
 static inline uint32_t item_get_atime(const struct item *it)
 {
     return atomic_load_explicit(&it->atime, memory_order_relaxed);
+}
+
+/* The item's CACHE_META_* bits. */
+static inline unsigned item_meta(const struct item *it)
+{
+    return (item_iflags(it) & ITEM_META_MASK) >> ITEM_META_SHIFT;
 }
 
 static inline enum lru_seg item_lru(const struct item *it)

@@ -20,20 +20,10 @@
 #include <string.h>
 
 #include "numparse.h"
+#include "ops_internal.h"
 
-#define REFCOUNT_LIMIT 60000
-
-/* What a lookup found. */
-struct found {
-    struct item *it;    /* live RAM item, or NULL */
-    struct item *entry; /* the key's table entry to replace on a store (item or tombstone) */
-    bool on_flash;      /* rec is a live flash record (reader open until found_end) */
-    bool flash_error;   /* the filter said maybe but flash could not be read */
-    struct flash_item rec;
-};
-
-static void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey,
-                    struct found *f, bool look_on_flash)
+void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey, struct found *f,
+             bool look_on_flash)
 {
     struct cache *c = w->c;
     memset(f, 0, sizeof(*f));
@@ -79,12 +69,12 @@ static void find_in(struct cache_worker *w, uint64_t hv, const char *key, size_t
 }
 
 /* The key's current state in either tier. */
-static void find(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey, struct found *f)
+void find_key(struct cache_worker *w, uint64_t hv, const char *key, size_t nkey, struct found *f)
 {
     find_in(w, hv, key, nkey, f, true);
 }
 
-static void found_end(struct cache_worker *w, struct found *f)
+void found_end(struct cache_worker *w, struct found *f)
 {
     if (f->on_flash) {
         flash_reader_end(w->fr);
@@ -92,19 +82,19 @@ static void found_end(struct cache_worker *w, struct found *f)
     }
 }
 
-static bool found_any(const struct found *f)
+bool found_any(const struct found *f)
 {
     return f->it != NULL || f->on_flash;
 }
 
-static uint64_t found_cas(const struct found *f)
+uint64_t found_cas(const struct found *f)
 {
     return f->it != NULL ? f->it->cas : f->rec.cas;
 }
 
 /* The current value, flags and expiry of what was found. */
-static void found_fields(const struct found *f, const char **value, uint32_t *nbytes,
-                         uint32_t *flags, uint32_t *exptime)
+void found_fields(const struct found *f, const char **value, uint32_t *nbytes, uint32_t *flags,
+                  uint32_t *exptime)
 {
     if (f->it != NULL) {
         *value = item_data_value(f->it);
@@ -123,8 +113,8 @@ static void found_fields(const struct found *f, const char **value, uint32_t *nb
  * A new unlinked item (refcount 1) in RAM. Returns TC_OK, TC_BUSY (room is
  * coming: retry), TC_NO_MEMORY.
  */
-static tc_status_e alloc_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
-                              cache_time_t exptime, uint32_t nbytes, struct item **out)
+tc_status_e alloc_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                       cache_time_t exptime, uint32_t nbytes, struct item **out)
 {
     struct cache *c = w->c;
     unsigned clsid;
@@ -141,8 +131,8 @@ static tc_status_e alloc_item(struct cache_worker *w, const char *key, size_t nk
 }
 
 /* alloc_item() for a new value, which must keep within -I: or TC_TOO_LARGE. */
-static tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
-                            cache_time_t exptime, uint32_t nbytes, struct item **out)
+tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey, uint32_t flags,
+                     cache_time_t exptime, uint32_t nbytes, struct item **out)
 {
     if (nkey == 0 || nkey > CACHE_KEY_MAX || nbytes > w->c->opts.item_size_max)
         return TC_TOO_LARGE;
@@ -153,8 +143,8 @@ static tc_status_e new_item(struct cache_worker *w, const char *key, size_t nkey
  * Bring a flash record into RAM with its own CAS and access time (clean if
  * nothing about it changes). Stripe held. NULL if RAM has no room now.
  */
-static struct item *materialize(struct cache_worker *w, uint64_t hv, const struct found *f,
-                                cache_time_t exptime, bool clean)
+struct item *materialize(struct cache_worker *w, uint64_t hv, const struct found *f,
+                         cache_time_t exptime, bool clean)
 {
     struct item *it;
     const struct flash_item *r = &f->rec;
@@ -165,6 +155,8 @@ static struct item *materialize(struct cache_worker *w, uint64_t hv, const struc
     memcpy(item_data_value(it), r->value, r->nbytes);
     it->cas = r->cas;
     atomic_store_explicit(&it->atime, r->atime, memory_order_relaxed);
+    if (r->mbits != 0)
+        item_set_iflag(it, (uint16_t)((r->mbits & 7u) << ITEM_META_SHIFT));
     if (clean)
         item_set_iflag(it, ITEM_CLEAN);
     cache_link_locked(w->c, it, hv, f->entry, true);
@@ -173,9 +165,10 @@ static struct item *materialize(struct cache_worker *w, uint64_t hv, const struc
 }
 
 /* A heap copy of a flash record, for a reader (not linked). */
-static struct item *heap_copy(struct cache *c, const struct flash_item *r)
+struct item *heap_copy(struct cache *c, const struct flash_item *r)
 {
-    struct item *it = tier_heap_item(c, r->key, r->nkey, r->flags, r->exptime, r->nbytes, 0);
+    struct item *it = tier_heap_item(c, r->key, r->nkey, r->flags, r->exptime, r->nbytes,
+                                     (uint16_t)((r->mbits & 7u) << ITEM_META_SHIFT));
     if (it == NULL)
         return NULL;
     memcpy(item_data_value(it), r->value, r->nbytes);
@@ -189,7 +182,7 @@ static struct item *heap_copy(struct cache *c, const struct flash_item *r)
  * ------------------------------------------------------------------------- */
 
 /* Record a use of a live item: fetched, active, access time. */
-static void bump(struct cache_worker *w, struct item *it)
+void item_bump(struct cache_worker *w, struct item *it)
 {
     cache_time_t now = cache_now(w->c);
     item_set_iflag(it, ITEM_ACTIVE | ITEM_FETCHED);
@@ -198,7 +191,7 @@ static void bump(struct cache_worker *w, struct item *it)
 }
 
 /* A change in place (expiry, incr): flash's copy no longer matches it. */
-static void changed_in_place(struct cache *c, struct item *it, uint64_t hv)
+void changed_in_place(struct cache *c, struct item *it, uint64_t hv)
 {
     uint16_t fl = item_iflags(it);
     if (fl & ITEM_DEMOTING)
@@ -209,13 +202,13 @@ static void changed_in_place(struct cache *c, struct item *it, uint64_t hv)
         tier_invalidate_locked(c, hv, it->data, it->nkey);
 }
 
-static void set_exptime(struct cache *c, struct item *it, uint64_t hv, cache_time_t exptime)
+void set_exptime(struct cache *c, struct item *it, uint64_t hv, cache_time_t exptime)
 {
     atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
     changed_in_place(c, it, hv);
 }
 
-static void count_hit(struct cache_worker *w, const struct item *it, bool touch)
+void count_hit(struct cache_worker *w, const struct item *it, bool touch)
 {
     if (item_iflags(it) & ITEM_HEAP) {
         /* A copy from flash, or a spilled version: a hit like any other,
@@ -256,13 +249,13 @@ static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nk
     tc_status_e st = TC_OK;
 
     ht_lock(c->ht, hv);
-    find(w, hv, key, nkey, &f);
+    find_key(w, hv, key, nkey, &f);
     if (f.it != NULL && item_refcount(f.it) < REFCOUNT_LIMIT) {
         it = f.it;
         item_ref(it);
         if (touch)
             set_exptime(c, it, hv, exptime);
-        bump(w, it);
+        item_bump(w, it);
     } else if (f.on_flash) {
         if (touch) {
             /* The new expiry is a change: the item comes to RAM, dirty, and
@@ -281,7 +274,7 @@ static tc_status_e get_common(struct cache_worker *w, const char *key, size_t nk
             it = materialize(w, hv, &f, f.rec.exptime, true);
         }
         if (it != NULL) {
-            bump(w, it); /* materialize's reference is the caller's */
+            item_bump(w, it); /* materialize's reference is the caller's */
         } else if (!touch) {
             it = heap_copy(c, &f.rec);
             st = it != NULL ? TC_OK : TC_NO_MEMORY;
@@ -366,8 +359,8 @@ static tc_status_e concat(struct cache_worker *w, const struct found *f, struct 
     return TC_OK;
 }
 
-tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_store_op op,
-                        uint64_t cas, uint64_t *cas_out)
+tc_status_e ops_store(struct cache_worker *w, struct item *it, enum cache_store_op op, uint64_t cas,
+                      bool invalidate, uint64_t *cas_out)
 {
     struct cache *c = w->c;
     uint64_t hv = ht_hash(it->data, it->nkey);
@@ -399,6 +392,16 @@ tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_stor
         if (!exists) {
             WCTR_INC(w->ctr.cas_misses);
             st = TC_NOT_FOUND;
+        } else if (invalidate && cas != 0 && cas < found_cas(&f)) {
+            /* ms I with an older CAS: memcached stores the value anyway,
+             * marked stale, keeping the current expiry and win mark. */
+            const char *value;
+            uint32_t nbytes, flags, exptime;
+            found_fields(&f, &value, &nbytes, &flags, &exptime);
+            unsigned meta = f.it != NULL ? item_meta(f.it) : f.rec.mbits;
+            atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
+            item_set_iflag(it, ITEM_STALE | (meta & CACHE_META_WIN_SENT ? ITEM_WIN_SENT : 0));
+            WCTR_INC(w->ctr.cls[it->clsid].cas_hits);
         } else if (found_cas(&f) != cas) {
             WCTR_INC(w->ctr.cls[it->clsid].cas_badval);
             st = TC_EXISTS;
@@ -436,6 +439,12 @@ tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_stor
     return st;
 }
 
+tc_status_e cache_store(struct cache_worker *w, struct item *it, enum cache_store_op op,
+                        uint64_t cas, uint64_t *cas_out)
+{
+    return ops_store(w, it, op, cas, false, cas_out);
+}
+
 tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
 {
     struct cache *c = w->c;
@@ -444,7 +453,7 @@ tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
     tc_status_e st = TC_OK;
 
     ht_lock(c->ht, hv);
-    find(w, hv, key, nkey, &f);
+    find_key(w, hv, key, nkey, &f);
     if (f.it != NULL) {
         unsigned clsid = f.it->clsid;
         if (tier_remove_locked(w, f.it, hv, RM_DELETE, false))
@@ -499,8 +508,31 @@ static tc_status_e arith_spill(struct cache_worker *w, uint64_t hv, const struct
     return TC_OK;
 }
 
-tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
-                        uint64_t delta, uint64_t *value, uint64_t *cas_out)
+/* ma N: a missing key created with the initial value (stripe held). */
+static tc_status_e arith_vivify(struct cache_worker *w, uint64_t hv, struct found *f,
+                                const char *key, size_t nkey, const struct arith_req *a,
+                                struct arith_res *r)
+{
+    char buf[24];
+    size_t len = tc_u64toa(a->initial, buf);
+    struct item *nu;
+    tc_status_e st = new_item(w, key, nkey, 0, a->vivify_exptime, (uint32_t)len, &nu);
+    if (st != TC_OK)
+        return st;
+    memcpy(item_data_value(nu), buf, len);
+    if (f->flash_error)
+        tier_invalidate_locked(w->c, hv, key, nkey);
+    cache_link_locked(w->c, nu, hv, f->entry, false);
+    r->created = true;
+    r->value = a->initial;
+    r->cas = nu->cas;
+    r->exptime_before = 0;
+    cache_item_unref(w->c, nu);
+    return TC_OK;
+}
+
+tc_status_e ops_arith(struct cache_worker *w, const char *key, size_t nkey,
+                      const struct arith_req *a, struct arith_res *r)
 {
     struct cache *c = w->c;
     uint64_t hv = ht_hash(key, nkey);
@@ -509,24 +541,33 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
     uint64_t v = 0;
     unsigned clsid = 0;
 
+    memset(r, 0, sizeof(*r));
     ht_lock(c->ht, hv);
-    find(w, hv, key, nkey, &f);
+    find_key(w, hv, key, nkey, &f);
     const char *cur;
     uint32_t nbytes, flags, exptime;
     if (!found_any(&f)) {
         st = TC_NOT_FOUND;
     } else {
         found_fields(&f, &cur, &nbytes, &flags, &exptime);
-        /* memcached keeps items over 512 KiB in chunks and calls them non-numeric. */
-        if (nbytes == 0 || item_ntotal(nkey, nbytes) > c->pool.chunk_max ||
-            !tc_strtoull(cur, nbytes, &v))
+        r->exptime_before = exptime;
+        /* memcached keeps items over 512 KiB in chunks and calls them
+         * non-numeric; it compares the CAS (ma C) after that check and
+         * before reading the number. */
+        if (nbytes == 0 || item_ntotal(nkey, nbytes) > c->pool.chunk_max)
             st = TC_NON_NUMERIC;
+        else if (a->cas != 0 && a->cas != found_cas(&f))
+            st = TC_EXISTS;
+        else if (!tc_strtoull(cur, nbytes, &v))
+            st = TC_NON_NUMERIC;
+        if (a->set_exptime)
+            exptime = a->exptime;
     }
     if (st == TC_OK) {
-        if (incr)
-            v += delta;
+        if (a->incr)
+            v += a->delta;
         else
-            v = delta > v ? 0 : v - delta;
+            v = a->delta > v ? 0 : v - a->delta;
         char buf[24];
         size_t len = tc_u64toa(v, buf);
         struct item *it = f.it;
@@ -535,11 +576,12 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
             memcpy(item_data_value(it), buf, len);
             memset(item_data_value(it) + len, ' ', it->nbytes - len);
             it->cas = atomic_fetch_add_explicit(&c->next_cas, 1, memory_order_relaxed);
+            if (a->set_exptime)
+                atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
             changed_in_place(c, it, hv);
-            bump(w, it);
+            item_bump(w, it);
             clsid = it->clsid;
-            if (cas_out != NULL)
-                *cas_out = it->cas;
+            r->cas = it->cas;
         } else {
             /* A flash record is the sole copy, as an unshared RAM item
              * would be: the result is padded to the old length likewise. */
@@ -553,30 +595,47 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
                     tier_invalidate_locked(c, hv, key, nkey);
                 cache_link_locked(c, nu, hv, f.entry, false);
                 clsid = nu->clsid;
-                if (cas_out != NULL)
-                    *cas_out = nu->cas;
+                r->cas = nu->cas;
                 cache_item_unref(c, nu);
             } else if ((st = arith_spill(w, hv, &f, key, nkey, flags, exptime, buf, len, nlen,
-                                         &clsid, cas_out)) != TC_OK &&
+                                         &clsid, &r->cas)) != TC_OK &&
                        st != TC_BUSY) {
                 st = TC_NO_MEMORY;
             }
         }
     }
     found_end(w, &f);
+    if (st == TC_NOT_FOUND && a->vivify)
+        st = arith_vivify(w, hv, &f, key, nkey, a, r);
     ht_unlock(c->ht, hv);
 
+    if (r->created)
+        return st;
     if (st == TC_NOT_FOUND) {
-        if (incr)
+        if (a->incr)
             WCTR_INC(w->ctr.incr_misses);
         else
             WCTR_INC(w->ctr.decr_misses);
     } else if (st == TC_OK) {
-        if (incr)
+        if (a->incr)
             WCTR_INC(w->ctr.cls[clsid].incr_hits);
         else
             WCTR_INC(w->ctr.cls[clsid].decr_hits);
-        *value = v;
+        r->value = v;
+    }
+    return st;
+}
+
+tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bool incr,
+                        uint64_t delta, uint64_t *value, uint64_t *cas_out)
+{
+    struct arith_req a = {.incr = incr, .delta = delta};
+    struct arith_res r;
+    tc_status_e st = ops_arith(w, key, nkey, &a, &r);
+    if (st == TC_OK) {
+        *value = r.value;
+        if (cas_out != NULL)
+            *cas_out = r.cas;
     }
     return st;
 }

@@ -45,6 +45,7 @@ typedef uint32_t cache_time_t; /* unix seconds; 0 in an expiry means "never" */
 
 struct cache;
 struct cache_worker;
+struct cache_walk_entry;
 struct item;
 
 /* ---------------------------------------------------------------------------
@@ -127,6 +128,16 @@ uint32_t item_nbytes(const struct item *it);
 uint32_t item_flags(const struct item *it);
 uint64_t item_cas(const struct item *it);
 cache_time_t item_exptime(const struct item *it);
+
+/*
+ * The meta protocol's per-item state (memcached's ITEM_STALE, ITEM_TOKEN_SENT
+ * and ITEM_KEY_BINARY), kept on flash with the item. Unlike the fields
+ * above it can change while a reference is held: the meta operations below
+ * return a snapshot taken under the key's lock.
+ */
+#define CACHE_META_STALE      1u /* invalidated (md I, ms I): reads report X, one client wins */
+#define CACHE_META_WIN_SENT   2u /* a client has been told it won the recache (W) */
+#define CACHE_META_KEY_BINARY 4u /* stored under a base64 ('b') key: echoed encoded */
 
 /*
  * The value bytes of an item obtained from cache_alloc() and not yet stored:
@@ -217,6 +228,96 @@ tc_status_e cache_arith(struct cache_worker *w, const char *key, size_t nkey, bo
  * counts). A later call replaces a pending one.
  */
 void cache_flush(struct cache_worker *w, cache_time_t when);
+
+/* ---------------------------------------------------------------------------
+ * The meta protocol (mg, ms, md, ma, me): memcached's semantics, both tiers
+ *
+ * Each call is one step under the key's lock, like the calls above. Where a
+ * meta command's flags act in the order they are written (T, N and R of mg;
+ * T and N of ma), the caller resolves the order and passes the outcome.
+ * ------------------------------------------------------------------------- */
+
+struct cache_mget {
+    /* in */
+    bool no_bump; /* u: leave the recency and the fetched mark alone */
+    bool touch;   /* T: an existing item takes touch_exptime */
+    cache_time_t touch_exptime;
+    bool vivify;                 /* N: on a miss, create an empty item (flags 0) */
+    cache_time_t vivify_exptime; /* its expiry (N's, or T's if T comes after N) */
+    bool key_binary;             /* the key was base64 ('b'): a created item remembers */
+    bool recache;                /* R: win if the expiry is before recache_time */
+    cache_time_t recache_time;
+    bool recache_after_touch; /* R comes after T: it sees T's expiry */
+    bool no_win;              /* the reply will fail: record no win (memcached's order) */
+    /* out, on TC_OK */
+    bool created;             /* N made the item (it then wins) */
+    bool fetched;             /* read before this request (h) */
+    cache_time_t atime;       /* last access before this request (l) */
+    cache_time_t old_exptime; /* the expiry before T and N (0 if created) */
+    unsigned meta;            /* CACHE_META_* before this request (X, Z, key echo) */
+    bool win;                 /* W: this client won; the item now says a win was sent */
+};
+
+/*
+ * mg. On TC_OK *out holds a reference to the item as it is after the
+ * request (expiry changed by T or N). A win is: a created item; R with a
+ * nonzero expiry before recache_time and no win sent yet; or a stale item
+ * with no win sent yet. Returns TC_OK, TC_NOT_FOUND, TC_BUSY (T or a win on
+ * a flash item, or N, needs RAM: retry), TC_NO_MEMORY.
+ */
+tc_status_e cache_mget(struct cache_worker *w, const char *key, size_t nkey, struct cache_mget *m,
+                       struct item **out);
+
+/*
+ * ms: cache_store() with memcached's meta extras. `invalidate` (I) with
+ * CACHE_CAS: a CAS below the item's stores the value all the same, marked
+ * stale, with the current expiry. `key_binary`: the item remembers that
+ * its key came base64-encoded.
+ */
+tc_status_e cache_store_meta(struct cache_worker *w, struct item *it, enum cache_store_op op,
+                             uint64_t cas, bool invalidate, bool key_binary, uint64_t *cas_out);
+
+struct cache_mdelete {
+    bool has_cas; /* C: only if the item's CAS is `cas` (else TC_EXISTS) */
+    uint64_t cas;
+    bool invalidate; /* I: keep the item but mark it stale, with a new CAS */
+    bool touch;      /* with I: a new expiry */
+    cache_time_t exptime;
+};
+
+/* md. Returns TC_OK, TC_NOT_FOUND, TC_EXISTS, TC_BUSY (I on a flash item:
+ * retry), TC_NO_MEMORY. */
+tc_status_e cache_mdelete(struct cache_worker *w, const char *key, size_t nkey,
+                          const struct cache_mdelete *d);
+
+struct cache_marith {
+    /* in */
+    bool incr;
+    uint64_t delta;
+    uint64_t cas; /* C: nonzero: only if the item's CAS is this */
+    bool touch;   /* T: an existing item takes touch_exptime */
+    cache_time_t touch_exptime;
+    bool vivify;                 /* N: a missing key is created with `initial` */
+    uint64_t initial;            /* J */
+    cache_time_t vivify_exptime; /* its expiry (N's, or T's if T comes after N) */
+    /* out, on TC_OK */
+    uint64_t value, cas_out;
+    bool created;
+    cache_time_t old_exptime; /* the expiry before T and N (0 if created) */
+};
+
+/* ma. Returns TC_OK, TC_NOT_FOUND, TC_EXISTS (CAS), TC_NON_NUMERIC,
+ * TC_NO_MEMORY, TC_BUSY. */
+tc_status_e cache_marith(struct cache_worker *w, const char *key, size_t nkey,
+                         struct cache_marith *m);
+
+/*
+ * me: what the engine knows about a live key, without using it (no bump,
+ * nothing brought to RAM). *meta gets its CACHE_META_* bits. Returns TC_OK,
+ * TC_NOT_FOUND.
+ */
+tc_status_e cache_peek(struct cache_worker *w, const char *key, size_t nkey,
+                       struct cache_walk_entry *out, unsigned *meta);
 
 /* ---------------------------------------------------------------------------
  * Maintenance and statistics

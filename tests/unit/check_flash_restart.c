@@ -639,11 +639,11 @@ START_TEST(test_record_round_trip)
     char k255[255];
     memset(k255, 'k', sizeof(k255));
     struct flash_item its[] = {
-        {"a", 1, "", 0, 0, 0, 1700000000u, 5},
-        {"b", 1, big, 300, UINT32_MAX, UINT32_MAX, 0, UINT64_MAX},
-        {"c", 1, big, 70000, 0x80000000u, 1, UINT32_MAX, 0},
-        {k255, 255, big, 1, 7, 1700000001u, 1699999999u, 6},
-        {"d", 1, big, 128, 127, 1700000000u, 1700000000u, (uint64_t)1 << 63},
+        {"a", 1, "", 0, 0, 0, 1700000000u, 5, 0},
+        {"b", 1, big, 300, UINT32_MAX, UINT32_MAX, 0, UINT64_MAX, 7},
+        {"c", 1, big, 70000, 0x80000000u, 1, UINT32_MAX, 0, 1},
+        {k255, 255, big, 1, 7, 1700000001u, 1699999999u, 6, 2},
+        {"d", 1, big, 128, 127, 1700000000u, 1700000000u, (uint64_t)1 << 63, 4},
     };
     size_t n = sizeof(its) / sizeof(its[0]), len, offs[8];
     char *b = make_batch(its, n, &len, offs);
@@ -663,6 +663,7 @@ START_TEST(test_record_round_trip)
         ck_assert_uint_eq(got.exptime, its[i].exptime);
         ck_assert_uint_eq(got.atime, its[i].atime);
         ck_assert_uint_eq(got.cas, its[i].cas);
+        ck_assert_uint_eq(got.mbits, its[i].mbits);
     }
     /* Locations: sequence and offset come apart again. */
     uint64_t loc = frec_loc(123456789, FREC_BATCH_MAX);
@@ -672,12 +673,58 @@ START_TEST(test_record_round_trip)
 }
 END_TEST
 
+/* Batches written before the meta commands ("TCB2": plain flags, no meta
+ * bits) still read: hand-built, as that version wrote them. */
+START_TEST(test_record_reads_tcb2)
+{
+    unsigned char b[FREC_BATCH_HDR + 16];
+    memset(b, 0, sizeof(b));
+    uint32_t base_time = 1700000000u;
+    uint64_t base_cas = 40;
+    size_t n = FREC_BATCH_HDR;
+    b[n++] = 2;    /* nkey */
+    b[n++] = 3;    /* vlen */
+    b[n++] = 0x81; /* flags 129, as a plain varint */
+    b[n++] = 0x01;
+    b[n++] = 0;                /* exp: never */
+    b[n++] = 0;                /* atime: base */
+    b[n++] = 2;                /* cas: base + 1 */
+    memcpy(b + n, "kyabc", 5); /* key, value */
+    n += 5;
+    uint32_t magic = FREC_BATCH_MAGIC_V2, count = 1, crc;
+    memcpy(b, &magic, 4);
+    memcpy(b + 4, &count, 4);
+    memcpy(b + 12, &base_time, 4);
+    memcpy(b + 16, &base_cas, 8);
+    crc = tc_crc32c(tc_crc32c(0, b + 4, 4), b + 12, n - 12);
+    memcpy(b + 8, &crc, 4);
+
+    uint32_t got_count;
+    ck_assert(frec_batch_check((char *)b, n, &got_count));
+    ck_assert_uint_eq(got_count, 1);
+    struct flash_item got;
+    size_t size;
+    ck_assert(frec_get((char *)b, n, FREC_BATCH_HDR, &got, &size));
+    ck_assert_uint_eq(size, n - FREC_BATCH_HDR);
+    ck_assert_uint_eq(got.flags, 129);
+    ck_assert_uint_eq(got.mbits, 0);
+    ck_assert_uint_eq(got.cas, 41);
+    ck_assert(memcmp(got.key, "ky", 2) == 0 && memcmp(got.value, "abc", 3) == 0);
+    /* The same bytes under the current magic read the flags as flags << 3 | bits. */
+    magic = FREC_BATCH_MAGIC;
+    memcpy(b, &magic, 4);
+    ck_assert(frec_get((char *)b, n, FREC_BATCH_HDR, &got, &size));
+    ck_assert_uint_eq(got.flags, 16);
+    ck_assert_uint_eq(got.mbits, 1);
+}
+END_TEST
+
 START_TEST(test_record_truncated_never_overreads)
 {
     char val[300];
     value_fill(val, sizeof(val), 9);
-    struct flash_item it = {"truncate-me", 11,          val,         sizeof(val),
-                            0xFFFFFF,      1800000000u, 1700000000u, 99999};
+    struct flash_item it = {"truncate-me", 11,    val, sizeof(val), 0xFFFFFF, 1800000000u,
+                            1700000000u,   99999, 3};
     size_t len, off;
     char *full = make_batch(&it, 1, &len, &off);
     /* Every shorter batch, in a buffer of exactly that size (ASan watches). */
@@ -729,8 +776,8 @@ START_TEST(test_batch_check_detects_damage)
 {
     char val[100];
     value_fill(val, sizeof(val), 3);
-    struct flash_item its[2] = {{"x", 1, val, 100, 1, 0, 1700000000u, 10},
-                                {"y", 1, val, 50, 2, 0, 1700000000u, 11}};
+    struct flash_item its[2] = {{"x", 1, val, 100, 1, 0, 1700000000u, 10, 0},
+                                {"y", 1, val, 50, 2, 0, 1700000000u, 11, 0}};
     size_t len, offs[2];
     char *b = make_batch(its, 2, &len, offs);
     uint32_t count;
@@ -776,6 +823,7 @@ TCase *flash_record_tcase(void)
 {
     TCase *tc = tcase_create("record");
     tcase_add_test(tc, test_record_round_trip);
+    tcase_add_test(tc, test_record_reads_tcb2);
     tcase_add_test(tc, test_record_truncated_never_overreads);
     tcase_add_test(tc, test_record_garbage_stays_in_bounds);
     tcase_add_test(tc, test_batch_check_detects_damage);
