@@ -228,6 +228,13 @@ static enum meta_err check_mode_opaque(const struct meta_request *req)
 bool meta_parse(const char *line, size_t len, char *keybuf, size_t keybuf_len,
                 struct meta_request *req)
 {
+    /* Most lines are classic commands: turn them away before tokenizing. */
+    size_t lead = 0;
+    while (lead < len && line[lead] == ' ')
+        lead++;
+    if (len - lead < 2 || line[lead] != 'm')
+        return false;
+
     const char *nul = memchr(line, '\0', len);
     if (nul != NULL)
         len = (size_t)(nul - line);
@@ -284,4 +291,27 @@ bool meta_parse(const char *line, size_t len, char *keybuf, size_t keybuf_len,
     req->err = err;
     req->swallow = err != META_OK && cmd == META_CMD_MS;
     return true;
+}
+
+size_t meta_base64_encode(const char *src, size_t len, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0);
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    return o;
 }

@@ -124,4 +124,10 @@ bool meta_parse(const char *line, size_t len, char *keybuf, size_t keybuf_len,
  */
 size_t meta_base64_decode(const char *src, size_t len, char *out, size_t out_len);
 
+/* Standard base64 with '=' padding, as memcached's base64_encode() writes a
+ * binary key back ('k' with 'b'). out needs META_BASE64_LEN(len) bytes;
+ * returns the length written. */
+#define META_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+size_t meta_base64_encode(const char *src, size_t len, char *out);
+
 #endif

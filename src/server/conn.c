@@ -39,6 +39,7 @@
 
 #include "compose.h"
 #include "log.h"
+#include "meta_cmd.h"
 #include "metadump.h"
 #include "parse.h"
 #include "process.h"
@@ -76,6 +77,8 @@ struct conn {
     enum cache_store_op op;
     uint64_t cas;
     bool noreply;
+    bool meta_value;       /* an ms: mset says what to do with the value */
+    struct meta_set *mset; /* made on the connection's first ms */
 
     size_t swallow; /* CONN_SWALLOW: bytes left to discard */
 
@@ -228,6 +231,7 @@ static void conn_free(struct conn *c)
     if (c->sev != NULL)
         event_free(c->sev);
     evbuffer_free(c->out); /* releases item references still queued */
+    free(c->mset);
     c->rstart = c->rend;
     rbuf_put(c);
     free(c->rbuf);
@@ -307,11 +311,16 @@ static void unref_cleanup(const void *data, size_t len, void *arg)
 
 void conn_write_value(struct conn *c, struct item *it, bool with_cas)
 {
+    char hdr[COMPOSE_VALUE_HEADER_MAX];
+    size_t hn = compose_value_header(hdr, item_key(it), item_nkey(it), item_flags(it),
+                                     item_nbytes(it), with_cas, item_cas(it));
+    conn_write_item(c, hdr, hn, it);
+}
+
+void conn_write_item(struct conn *c, const char *hdr, size_t hn, struct item *it)
+{
     struct cache *cache = c->w->srv->cache;
     uint32_t nbytes = item_nbytes(it);
-    char hdr[COMPOSE_VALUE_HEADER_MAX];
-    size_t hn = compose_value_header(hdr, item_key(it), item_nkey(it), item_flags(it), nbytes,
-                                     with_cas, item_cas(it));
 
     if (nbytes < ZERO_COPY_MIN) {
         /* Small: one contiguous copy, header, value and "\r\n". */
@@ -484,6 +493,20 @@ void conn_read_value(struct conn *c, struct item *it, enum cache_store_op op, ui
     c->op = op;
     c->cas = cas;
     c->noreply = noreply;
+    c->meta_value = false;
+}
+
+void conn_read_meta_value(struct conn *c, struct item *it)
+{
+    conn_read_value(c, it, CACHE_SET, 0, false);
+    c->meta_value = true;
+}
+
+struct meta_set *conn_meta_set(struct conn *c)
+{
+    if (c->mset == NULL)
+        c->mset = malloc(sizeof(*c->mset));
+    return c->mset;
 }
 
 void conn_swallow(struct conn *c, size_t n)
@@ -515,7 +538,9 @@ static bool fill_value(struct conn *c)
 static bool finish_value(struct conn *c)
 {
     bool valid = c->tail[0] == '\r' && c->tail[1] == '\n';
-    if (!process_value_read(c, c->item, c->op, c->cas, c->noreply, valid)) {
+    bool done = c->meta_value ? process_meta_value_read(c, c->item, c->mset, valid)
+                              : process_value_read(c, c->item, c->op, c->cas, c->noreply, valid);
+    if (!done) {
         c->state = CONN_STORE_RETRY; /* c->item stays ours */
         return false;
     }
@@ -588,9 +613,17 @@ static void serve(struct conn *c)
             metadump_command(c, &lru); /* may start a stream, served at the loop's top */
             continue;
         }
+        struct meta_request mreq;
+        char keybuf[META_KEYBUF_MIN];
         struct request req;
-        proto_parse(line, line_len, &req);
-        if (!process_request(c, &req)) {
+        bool done;
+        if (meta_parse(line, line_len, keybuf, sizeof(keybuf), &mreq)) {
+            done = process_meta(c, &mreq);
+        } else {
+            proto_parse(line, line_len, &req);
+            done = process_request(c, &req);
+        }
+        if (!done) {
             /* Busy: run this very line again in a moment. */
             c->rstart = line_start;
             truncate_output(c, out_mark);

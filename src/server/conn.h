@@ -44,6 +44,10 @@ void conn_reply(struct conn *c, enum proto_reply r);
  */
 void conn_write_value(struct conn *c, struct item *it, bool with_cas);
 
+/* Append the header line `hdr` (its "\r\n" included), the item's value and
+ * "\r\n" (a meta VA reply); takes over the caller's reference. */
+void conn_write_item(struct conn *c, const char *hdr, size_t hn, struct item *it);
+
 /*
  * The replies so far are final: they are sent even if the connection then
  * closes. memcached sends after each get-family command, after mn, and when
@@ -63,6 +67,13 @@ void conn_discard_output(struct conn *c);
  */
 void conn_read_value(struct conn *c, struct item *it, enum cache_store_op op, uint64_t cas,
                      bool noreply);
+
+/* As conn_read_value, for an ms: process_meta_value_read() gets the value
+ * with the connection's meta_set (conn_meta_set()). */
+void conn_read_meta_value(struct conn *c, struct item *it);
+
+/* The connection's pending-ms state (made on first use; NULL if no memory). */
+struct meta_set *conn_meta_set(struct conn *c);
 
 /* The next n bytes of input are a value to throw away. */
 void conn_swallow(struct conn *c, size_t n);

@@ -271,6 +271,37 @@ START_TEST(test_base64)
 }
 END_TEST
 
+START_TEST(test_base64_encode)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } cases[] = {
+        {"", 0, ""},
+        {"f", 1, "Zg=="},
+        {"fo", 2, "Zm8="},
+        {"foo", 3, "Zm9v"},
+        {"\0\n", 2, "AAo="},
+        {"\xff\xfe\xfd", 3, "//79"},
+        {"foobar", 6, "Zm9vYmFy"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[16], back[16];
+        size_t n = meta_base64_encode(cases[i].in, cases[i].n, out);
+        ck_assert_uint_eq(n, META_BASE64_LEN(cases[i].n));
+        ck_assert_uint_eq(n, strlen(cases[i].out));
+        ck_assert_mem_eq(out, cases[i].out, n);
+        if (n > 0) /* and memcached's decoder takes it back */
+            ck_assert_uint_eq(meta_base64_decode(out, n, back, sizeof(back)), cases[i].n);
+    }
+    /* The longest binary key (186 bytes) encodes within 250. */
+    char key[186], out[META_BASE64_LEN(186)];
+    memset(key, 0xA5, sizeof(key));
+    ck_assert_uint_le(meta_base64_encode(key, sizeof(key), out), 250);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------
  * Flags
  * ------------------------------------------------------------------------- */
@@ -571,6 +602,7 @@ static Suite *meta_suite(void)
     tcase_add_test(tc, test_key_length);
     tcase_add_test(tc, test_key_bytes);
     tcase_add_test(tc, test_base64);
+    tcase_add_test(tc, test_base64_encode);
     tcase_add_test(tc, test_each_flag_alone);
     tcase_add_test(tc, test_flag_values);
     tcase_add_test(tc, test_numbers);
