@@ -25,7 +25,10 @@
  * (gets after demotion returns S; cas with S succeeds), its flags and its
  * bytes; a delete, an expiring set or touch of a cold key does not let the
  * flash copy come back; incr/decr rewrite a cold number as memcached
- * rewrites a hot one (in place, space padded, when the result is shorter).
+ * rewrites a hot one (in place, space padded, when the result is shorter);
+ * the meta commands' state (a won recache, a stale item) is the same for a
+ * cold item as for a hot one. Meta replies are normalized like VALUE lines
+ * (c<cas> by S/C1... except c0, k<key> by k%K).
  */
 #include <check.h>
 #include <inttypes.h>
@@ -46,7 +49,7 @@ struct ccase {
     uint32_t flags;     /* setup flags */
     const char *exp;    /* setup exptime */
     bool no_lookup;     /* the command does not read flash (set): check a twin */
-    const char *cmd;    /* %K key, %S setup CAS, %X a CAS that is not S */
+    const char *cmd;    /* %K key, %S setup CAS, %X a CAS above S, %Y one below */
     const char *follow; /* commands that show the effect */
     const char *expect; /* the normalized transcript of cmd + follow (%K, %V) */
 };
@@ -124,6 +127,35 @@ static const struct ccase cases[] = {
      "VALUE %K 7 102400\r\n%V\r\nEND\r\nVALUE %K 7 102400 S\r\n%V\r\nEND\r\n"},
     {"big_append", "%V", 7, "0", false, "append %K 0 0 5\r\n12345\r\n", "get %K\r\n",
      "STORED\r\nVALUE %K 7 102405\r\n%V12345\r\nEND\r\n"},
+    /* The meta commands (docs/META.md); their W/X/Z state goes to flash too. */
+    {"mg", "hello", 5, "0", false, "mg %K v f c s t k\r\n", "gets %K\r\n",
+     "VA 5 f5 cS s5 t-1 k%K\r\nhello\r\nVALUE %K 5 5 S\r\nhello\r\nEND\r\n"},
+    {"mg_hd_nobump", "hello", 5, "0", false, "mg %K u\r\n", "mg %K O1 q\r\nmn\r\n",
+     "HD\r\nHD O1\r\nMN\r\n"},
+    {"mg_big", "%V", 7, "0", false, "mg %K s v\r\n", "gets %K\r\n",
+     "VA 102400 s102400\r\n%V\r\nVALUE %K 7 102400 S\r\n%V\r\nEND\r\n"},
+    {"mg_touch", "hello", 5, "200000", false, "mg %K T0 t\r\n", "mg %K t v\r\n",
+     "HD t-1\r\nVA 5 t-1\r\nhello\r\n"},
+    {"mg_recache", "hello", 5, "150000", false, "mg %K R200000 c\r\nmg %K R200000 c\r\n",
+     "mg %K c\r\n", "HD cS W\r\nHD cS Z\r\nHD cS Z\r\n"},
+    {"md", "hello", 5, "0", false, "md %K q\r\nmn\r\n", "mg %K v\r\nmd %K\r\n",
+     "MN\r\nEN\r\nNF\r\n"},
+    {"md_cas_mismatch", "hello", 5, "0", false, "md %K C%X\r\n", "gets %K\r\n",
+     "EX\r\nVALUE %K 5 5 S\r\nhello\r\nEND\r\n"},
+    {"md_invalidate", "hello", 5, "0", false, "md %K I\r\n", "mg %K c v\r\nmg %K c v\r\n",
+     "HD\r\nVA 5 cC1 X W\r\nhello\r\nVA 5 cC1 Z X\r\nhello\r\n"},
+    {"ms_invalidate", "hello", 5, "0", false, "ms %K 3 I C%Y c\r\nnew\r\n", "mg %K c t v f\r\n",
+     "HD cC1\r\nVA 3 cC1 t-1 f0 X W\r\nnew\r\n"},
+    {"ms_cas", "hello", 5, "0", false, "ms %K 3 C%S T0 F9\r\nnew\r\n", "gets %K\r\n",
+     "HD\r\nVALUE %K 9 3 C1\r\nnew\r\nEND\r\n"},
+    {"ms_append", "hello", 5, "0", false, "ms %K 4 MA\r\n-app\r\n", "gets %K\r\n",
+     "HD\r\nVALUE %K 5 9 C1\r\nhello-app\r\nEND\r\n"},
+    {"ms_add", "hello", 5, "0", false, "ms %K 3 ME c\r\nnew\r\n", "gets %K\r\n",
+     "NS c0\r\nVALUE %K 5 5 S\r\nhello\r\nEND\r\n"},
+    {"ma", "41", 3, "0", false, "ma %K v c\r\n", "gets %K\r\n",
+     "VA 2 cC1\r\n42\r\nVALUE %K 3 2 C1\r\n42\r\nEND\r\n"},
+    {"ma_decr_cas", "100", 3, "0", false, "ma %K C%S MD D7 v\r\nma %K C%S\r\n", "gets %K\r\n",
+     "VA 2\r\n93\r\nEX\r\nVALUE %K 3 3 C1\r\n93 \r\nEND\r\n"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -177,6 +209,10 @@ static void expand(struct buf *out, const char *tpl, const char *key, uint64_t c
             snprintf(num, sizeof(num), "%" PRIu64, cas + 1);
             buf_puts(out, num);
             break;
+        case 'Y':
+            snprintf(num, sizeof(num), "%" PRIu64, cas - 1);
+            buf_puts(out, num);
+            break;
         case 'V':
             buf_add(out, big_value, BIG_LEN);
             break;
@@ -211,6 +247,56 @@ static void cas_token(struct normalizer *nz, uint64_t cas, char *out)
     sprintf(out, "C%d", i + 1);
 }
 
+/* A meta reply line: a two-letter code alone or before a space. */
+static bool is_meta_reply(const char *line, size_t n)
+{
+    static const char codes[][3] = {"VA", "HD", "EN", "NF", "NS", "EX"};
+    if (n < 2 || (n > 2 && line[2] != ' '))
+        return false;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (memcmp(line, codes[i], 2) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Normalize a meta reply line into out: c<cas> as the CAS tokens of VALUE
+ * lines, k<key> as k%K. *bytes gets a VA's value length (SIZE_MAX if none).
+ */
+static int meta_line(const char *line, size_t n, const char *key, struct normalizer *nz,
+                     struct buf *out, size_t *bytes)
+{
+    char tmp[600];
+    if (n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, line, n);
+    tmp[n] = '\0';
+    *bytes = SIZE_MAX;
+    int i = 0;
+    for (char *save, *t = strtok_r(tmp, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
+        char tok[300];
+        if (i == 1 && memcmp(line, "VA", 2) == 0) {
+            char *end;
+            *bytes = strtoull(t, &end, 10);
+            if (*end != '\0')
+                return -1;
+            snprintf(tok, sizeof(tok), "%s", t);
+        } else if (t[0] == 'c' && t[1] >= '1' && t[1] <= '9') { /* "c0": nothing stored */
+            tok[0] = 'c';
+            cas_token(nz, strtoull(t + 1, NULL, 10), tok + 1);
+        } else if (t[0] == 'k' && strcmp(t + 1, key) == 0) {
+            strcpy(tok, "k%K");
+        } else {
+            snprintf(tok, sizeof(tok), "%s", t);
+        }
+        if (i++ > 0)
+            buf_puts(out, " ");
+        buf_puts(out, tok);
+    }
+    buf_puts(out, "\r\n");
+    return 0;
+}
+
 /*
  * Send `req` then "version", and read structurally up to the VERSION line:
  * the replies, normalized, are appended to out. Returns 0 or -1 (c->err).
@@ -227,6 +313,21 @@ static int transcript(struct ft_conn *c, const char *req, size_t reqlen, const c
             return -1;
         if (n >= 8 && memcmp(line, "VERSION ", 8) == 0)
             return 0;
+        if (is_meta_reply(line, n)) {
+            size_t bytes;
+            if (meta_line(line, n, key, nz, out, &bytes) != 0) {
+                snprintf(c->err, sizeof(c->err), "malformed line \"%.*s\"", (int)n, line);
+                return -1;
+            }
+            if (bytes != SIZE_MAX) {
+                const char *data;
+                if (ft_block(c, bytes, &data) != 0)
+                    return -1;
+                buf_add(out, data, bytes);
+                buf_puts(out, "\r\n");
+            }
+            continue;
+        }
         if (n < 6 || memcmp(line, "VALUE ", 6) != 0) {
             buf_add(out, line, n);
             buf_puts(out, "\r\n");
