@@ -13,7 +13,7 @@
  *
  *   batch:   "TCB3" | u32 count | u32 crc32c(count, rest) | u32 base_time |
  *            u64 base_cas | records...                   (little endian)
- *   record:  u8 nkey | varint vlen | varint flags << 3 | meta bits | varint exp |
+ *   record:  u8 nkey | varint vlen | varint flags << 4 | bits | varint exp |
  *            varint atime | varint cas | key | value     (flash_record.h)
  *            exp: 0 never, else zigzag(exptime - base_time) + 1; atime, cas:
  *            zigzag(x - base). Items of one batch are close in time and CAS,

@@ -52,10 +52,10 @@ static inline int64_t unzigzag(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-/* TCB3: the client flags and the meta bits in one varint. */
+/* TCB3: the client flags and the item's bits in one varint. */
 static inline uint64_t flags_field(const struct flash_item *it)
 {
-    return (uint64_t)it->flags << 3 | (it->mbits & FREC_META_MASK);
+    return (uint64_t)it->flags << FREC_BITS | (it->mbits & FREC_BITS_MASK);
 }
 
 struct frec_packed frec_pack(const struct flash_item *it, uint32_t base_time, uint64_t base_cas)
@@ -109,8 +109,8 @@ bool frec_get(const char *batch, size_t len, size_t off, struct flash_item *it, 
     }
     it->mbits = 0;
     if (magic != FREC_BATCH_MAGIC_V2) {
-        it->mbits = (uint8_t)(f[1] & FREC_META_MASK);
-        f[1] >>= 3;
+        it->mbits = (uint8_t)(f[1] & FREC_BITS_MASK);
+        f[1] >>= FREC_BITS;
     }
     if (f[0] > UINT32_MAX || f[1] > UINT32_MAX)
         return false;

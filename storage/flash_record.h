@@ -5,16 +5,15 @@
  *
  *   batch:   u32 magic "TCB3" | u32 count | u32 crc32c(count, bytes 12..end) |
  *            u32 base_time | u64 base_cas | records...        (little endian)
- *   record:  u8 nkey | varint vlen | varint flags << 3 | mbits | varint exp |
+ *   record:  u8 nkey | varint vlen | varint flags << 4 | mbits | varint exp |
  *            varint atime | varint cas | key | value
- *            mbits: the item's meta-protocol state (FREC_META_*), three bits
- *            beside the client flags so that the common flags < 16 still
- *            take one byte. "TCB2" batches (written before the meta
- *            commands) have plain flags and read with mbits 0.
- *            exp: 0 never, else zigzag(exptime - base_time) + 1; atime, cas:
- *            zigzag(x - base). Items of one batch are close in time and CAS,
- *            so a 100-byte value's record header is ~8 bytes instead of 19.
- *   location of a record: seq << 24 | byte offset in its batch
+ *            mbits: the item's meta-protocol state (FREC_META_MASK) and
+ *            its fetched mark (FREC_FETCHED), four bits beside the client
+ *            flags so that the common flags < 8 still take one byte. "TCB2" batches (written before
+ * the meta commands) have plain flags and read with mbits 0. exp: 0 never, else zigzag(exptime -
+ * base_time) + 1; atime, cas: zigzag(x - base). Items of one batch are close in time and CAS, so a
+ * 100-byte value's record header is ~8 bytes instead of 19. location of a record: seq << 24 | byte
+ * offset in its batch
  */
 #ifndef TC_STORAGE_FLASH_RECORD_H
 #define TC_STORAGE_FLASH_RECORD_H
@@ -39,11 +38,14 @@ struct flash_item {
     uint32_t exptime;
     uint32_t atime;
     uint64_t cas;
-    uint8_t mbits; /* FREC_META_* */
+    uint8_t mbits; /* CACHE_META_* | FREC_FETCHED */
 };
 
 /* Meta-protocol state kept with a record (the engine's CACHE_META_*). */
-#define FREC_META_MASK 7u
+#define FREC_META_MASK 7u /* CACHE_META_* */
+#define FREC_FETCHED   8u /* read since stored (memcached's ITEM_FETCHED) */
+#define FREC_BITS_MASK 15u
+#define FREC_BITS      4 /* width of the bits beside the client flags */
 
 /* A record's fields encoded against its batch's base time and CAS. */
 struct frec_packed {

@@ -35,6 +35,8 @@
 
 #include <tiercache/engine.h>
 
+#include "flash_record.h"
+
 enum item_iflag {
     ITEM_LINKED = 1 << 0,     /* in the hash table (and an LRU list, unless HEAP) */
     ITEM_ACTIVE = 1 << 1,     /* hit since it last moved in the LRU */
@@ -123,6 +125,18 @@ static inline uint32_t item_get_atime(const struct item *it)
 static inline unsigned item_meta(const struct item *it)
 {
     return (item_iflags(it) & ITEM_META_MASK) >> ITEM_META_SHIFT;
+}
+
+/* The bits a flash record keeps of an item (flash_record.h mbits), and back. */
+static inline uint8_t item_frec_bits(const struct item *it)
+{
+    return (uint8_t)(item_meta(it) | (item_iflags(it) & ITEM_FETCHED ? FREC_FETCHED : 0));
+}
+
+static inline uint16_t frec_bits_iflags(uint8_t mbits)
+{
+    return (uint16_t)(((mbits & FREC_META_MASK) << ITEM_META_SHIFT) |
+                      (mbits & FREC_FETCHED ? ITEM_FETCHED : 0));
 }
 
 static inline enum lru_seg item_lru(const struct item *it)

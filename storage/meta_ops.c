@@ -52,10 +52,10 @@ static struct item *mget_flash(struct cache_worker *w, uint64_t hv, struct found
 {
     struct cache *c = w->c;
     struct item *it = NULL;
-    m->fetched = false;
+    m->fetched = (f->rec.mbits & FREC_FETCHED) != 0;
     m->atime = f->rec.atime;
     m->old_exptime = f->rec.exptime;
-    m->meta = f->rec.mbits;
+    m->meta = f->rec.mbits & FREC_META_MASK;
     m->win = mget_wins(m);
     bool record_win = m->win && !m->no_win;
     if (m->touch || record_win) {
@@ -184,7 +184,7 @@ static tc_status_e invalidate_locked(struct cache_worker *w, uint64_t hv, struct
                                 .flags = it->flags,
                                 .exptime = item_get_exptime(it),
                                 .atime = item_get_atime(it),
-                                .mbits = (uint8_t)item_meta(it)};
+                                .mbits = item_frec_bits(it)};
     } else {
         v = f->rec;
     }
@@ -195,7 +195,7 @@ static tc_status_e invalidate_locked(struct cache_worker *w, uint64_t hv, struct
     struct item *nu;
     if (alloc_item(w, v.key, v.nkey, v.flags, v.exptime, v.nbytes, &nu) == TC_OK) {
         memcpy(item_data_value(nu), v.value, v.nbytes);
-        item_set_iflag(nu, (uint16_t)(v.mbits << ITEM_META_SHIFT));
+        item_set_iflag(nu, frec_bits_iflags(v.mbits));
         if (f->on_flash)
             tier_invalidate_locked(c, hv, v.key, v.nkey);
         cache_link_locked(c, nu, hv, f->entry, false);
@@ -291,12 +291,13 @@ tc_status_e cache_peek(struct cache_worker *w, const char *key, size_t nkey,
         memcpy(out->key, f.rec.key, f.rec.nkey);
         out->nkey = (uint8_t)f.rec.nkey;
         out->on_flash = true;
+        out->fetched = (f.rec.mbits & FREC_FETCHED) != 0;
         out->exptime = f.rec.exptime;
         out->atime = f.rec.atime;
         out->flags = f.rec.flags;
         out->nbytes = f.rec.nbytes;
         out->cas = f.rec.cas;
-        *meta = f.rec.mbits;
+        *meta = f.rec.mbits & FREC_META_MASK;
     } else {
         st = TC_NOT_FOUND;
     }

@@ -156,7 +156,7 @@ struct item *materialize(struct cache_worker *w, uint64_t hv, const struct found
     it->cas = r->cas;
     atomic_store_explicit(&it->atime, r->atime, memory_order_relaxed);
     if (r->mbits != 0)
-        item_set_iflag(it, (uint16_t)((r->mbits & 7u) << ITEM_META_SHIFT));
+        item_set_iflag(it, frec_bits_iflags(r->mbits));
     if (clean)
         item_set_iflag(it, ITEM_CLEAN);
     cache_link_locked(w->c, it, hv, f->entry, true);
@@ -168,7 +168,7 @@ struct item *materialize(struct cache_worker *w, uint64_t hv, const struct found
 struct item *heap_copy(struct cache *c, const struct flash_item *r)
 {
     struct item *it = tier_heap_item(c, r->key, r->nkey, r->flags, r->exptime, r->nbytes,
-                                     (uint16_t)((r->mbits & 7u) << ITEM_META_SHIFT));
+                                     frec_bits_iflags(r->mbits));
     if (it == NULL)
         return NULL;
     memcpy(item_data_value(it), r->value, r->nbytes);
@@ -398,7 +398,7 @@ tc_status_e ops_store(struct cache_worker *w, struct item *it, enum cache_store_
             const char *value;
             uint32_t nbytes, flags, exptime;
             found_fields(&f, &value, &nbytes, &flags, &exptime);
-            unsigned meta = f.it != NULL ? item_meta(f.it) : f.rec.mbits;
+            unsigned meta = f.it != NULL ? item_meta(f.it) : f.rec.mbits & FREC_META_MASK;
             atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
             item_set_iflag(it, ITEM_STALE | (meta & CACHE_META_WIN_SENT ? ITEM_WIN_SENT : 0));
             WCTR_INC(w->ctr.cls[it->clsid].cas_hits);

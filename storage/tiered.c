@@ -140,7 +140,7 @@ struct item *tier_spill_locked(struct cache *c, uint64_t hv, const struct flash_
     if (!tier_usable(c))
         return NULL;
     struct item *it = tier_heap_item(c, v->key, v->nkey, v->flags, v->exptime, v->nbytes,
-                                     (uint16_t)((v->mbits & 7u) << ITEM_META_SHIFT));
+                                     frec_bits_iflags(v->mbits));
     if (it == NULL)
         return NULL;
     memcpy(item_data_value(it), v->value, v->nbytes);

@@ -180,7 +180,7 @@ static void flash_collect(void *arg, uint64_t hv, uint64_t loc, const struct fla
     struct cache_walk_entry *e = &k->e;
     memcpy(e->key, it->key, it->nkey);
     e->nkey = (uint8_t)it->nkey;
-    e->fetched = false;
+    e->fetched = (it->mbits & FREC_FETCHED) != 0;
     e->on_flash = true;
     e->exptime = it->exptime;
     e->atime = it->atime;

@@ -243,7 +243,7 @@ static tc_status_e apply(struct writer *w, struct wop *ops, size_t n, bool *skip
             .exptime = item_get_exptime(it),
             .atime = item_get_atime(it),
             .cas = it->cas,
-            .mbits = (uint8_t)item_meta(it),
+            .mbits = item_frec_bits(it),
         };
         st = flash_write(f, ops[i].hv, &fi, &skipped[i]);
         if (st == TC_TOO_LARGE) {

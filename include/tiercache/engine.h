@@ -457,7 +457,7 @@ struct cache_walk;
 struct cache_walk_entry {
     char key[250];
     uint8_t nkey;
-    bool fetched;         /* read since stored (always false for a flash-only item) */
+    bool fetched;         /* read since stored (kept on flash too) */
     bool on_flash;        /* reported from the flash pass */
     uint8_t clsid;        /* the slab class the item has (or would take) in RAM */
     cache_time_t exptime; /* absolute unix time, 0 = never */

@@ -621,6 +621,7 @@ static void meta_debug(struct conn *c, const struct meta_request *req)
     struct worker *w = conn_worker(c);
     struct cache_walk_entry e;
     unsigned meta;
+    SCTR_INC(w->st.cmd_meta);
     if (cache_peek(w->cw, req->key.s, req->key.n, &e, &meta) != TC_OK) {
         write_str(c, "EN\r\n");
         return;

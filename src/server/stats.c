@@ -90,12 +90,13 @@ static void general(struct out *o, struct server *srv)
 {
     struct cache_stats cs;
     cache_stats_get(srv->cache, &cs);
-    uint64_t bytes_read = 0, bytes_written = 0, conn_yields = 0, rbufs = 0;
+    uint64_t bytes_read = 0, bytes_written = 0, conn_yields = 0, rbufs = 0, cmd_meta = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker_stats *ws = &srv->workers[i].st;
         bytes_read += SCTR_GET(ws->bytes_read);
         bytes_written += SCTR_GET(ws->bytes_written);
         conn_yields += SCTR_GET(ws->conn_yields);
+        cmd_meta += SCTR_GET(ws->cmd_meta);
         rbufs += SCTR_GET(ws->read_buf_count);
     }
     cache_time_t now = cache_now(srv->cache);
@@ -121,7 +122,7 @@ static void general(struct out *o, struct server *srv)
     U("cmd_set", cs.set_cmds);
     U("cmd_flush", cs.flush_cmds);
     U("cmd_touch", cs.touch_hits + cs.touch_misses);
-    U("cmd_meta", 0);
+    U("cmd_meta", cmd_meta); /* memcached 1.6.18 counts `me` only */
     U("get_hits", cs.get_hits);
     U("get_misses", cs.get_misses);
     U("get_expired", cs.get_expired);

@@ -132,6 +132,7 @@ static const struct ccase cases[] = {
      "VA 5 f5 cS s5 t-1 k%K\r\nhello\r\nVALUE %K 5 5 S\r\nhello\r\nEND\r\n"},
     {"mg_hd_nobump", "hello", 5, "0", false, "mg %K u\r\n", "mg %K O1 q\r\nmn\r\n",
      "HD\r\nHD O1\r\nMN\r\n"},
+    {"mg_hit_before", "hello", 5, "0", false, "mg %K h\r\n", "mg %K h\r\n", "HD h1\r\nHD h1\r\n"},
     {"mg_big", "%V", 7, "0", false, "mg %K s v\r\n", "gets %K\r\n",
      "VA 102400 s102400\r\n%V\r\nVALUE %K 7 102400 S\r\n%V\r\nEND\r\n"},
     {"mg_touch", "hello", 5, "200000", false, "mg %K T0 t\r\n", "mg %K t v\r\n",

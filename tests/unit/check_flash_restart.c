@@ -643,7 +643,7 @@ START_TEST(test_record_round_trip)
         {"b", 1, big, 300, UINT32_MAX, UINT32_MAX, 0, UINT64_MAX, 7},
         {"c", 1, big, 70000, 0x80000000u, 1, UINT32_MAX, 0, 1},
         {k255, 255, big, 1, 7, 1700000001u, 1699999999u, 6, 2},
-        {"d", 1, big, 128, 127, 1700000000u, 1700000000u, (uint64_t)1 << 63, 4},
+        {"d", 1, big, 128, 127, 1700000000u, 1700000000u, (uint64_t)1 << 63, 15},
     };
     size_t n = sizeof(its) / sizeof(its[0]), len, offs[8];
     char *b = make_batch(its, n, &len, offs);
@@ -710,11 +710,11 @@ START_TEST(test_record_reads_tcb2)
     ck_assert_uint_eq(got.mbits, 0);
     ck_assert_uint_eq(got.cas, 41);
     ck_assert(memcmp(got.key, "ky", 2) == 0 && memcmp(got.value, "abc", 3) == 0);
-    /* The same bytes under the current magic read the flags as flags << 3 | bits. */
+    /* The same bytes under the current magic read the flags as flags << 4 | bits. */
     magic = FREC_BATCH_MAGIC;
     memcpy(b, &magic, 4);
     ck_assert(frec_get((char *)b, n, FREC_BATCH_HDR, &got, &size));
-    ck_assert_uint_eq(got.flags, 16);
+    ck_assert_uint_eq(got.flags, 8);
     ck_assert_uint_eq(got.mbits, 1);
 }
 END_TEST
