@@ -108,6 +108,9 @@ static struct item *mget_vivify(struct cache_worker *w, uint64_t hv, const struc
     cache_link_locked(w->c, it, hv, f->entry, false);
     m->created = true;
     m->win = true;
+    m->atime = item_get_atime(it); /* l: 0 seconds */
+    if (!m->no_bump)
+        item_bump(w, it); /* memcached bumps after the reply: h says 0, then 1 */
     return it;
 }
 

@@ -1,11 +1,14 @@
 /*
- * check_differential.c: the differential test. Scripted byte sequences (the
- * cases file, diff_cases/classic.txt; its format is documented at its top)
- * are sent to a real memcached and to tiercached, both started with the same
- * options, and the replies are compared byte for byte after a small
- * normalization (CAS numbers become per-case ordinals, the VERSION line a
- * constant, and in `stats-structure` cases the STAT lines are checked for
- * shape and then dropped).
+ * check_differential.c: the differential test. Scripted byte sequences (a
+ * cases file: diff_cases/classic.txt, whose top documents the format;
+ * lru_crawler.txt; meta.txt for the meta commands) are sent to a real
+ * memcached and to tiercached, both started with the same options, and the
+ * replies are compared byte for byte after a small normalization (see
+ * normalize(): CAS numbers, in VALUE lines, in the meta replies' c flag and
+ * in the cas= of `me`, become per-case ordinals; the VERSION line a
+ * constant; in `stats-structure` cases the STAT lines are checked for shape
+ * and then dropped). Data blocks (after VALUE and VA lines) are compared
+ * verbatim.
  *
  * Every case runs on a fresh connection to each server (both servers in
  * lockstep): the case's chunks are written (with its pauses in between),
@@ -17,6 +20,10 @@
  * or $DIFF_CASES. Environment knobs for working on the cases:
  *   DIFF_ONLY=substr   run only the cases whose name contains substr
  *   DIFF_DUMP=1        print every case's (normalized) replies on stdout
+ *   DIFF_BOTH_MEMCACHED=1  start a second memcached in tiercached's place:
+ *                      every case must then pass, which shows that the case
+ *                      is deterministic and the normalization enough (how
+ *                      new cases are validated before tiercached has them)
  */
 #include <check.h>
 #include <ctype.h>
@@ -593,17 +600,116 @@ static bool line_starts(const char *p, size_t n, const char *w)
     return n >= wn && memcmp(p, w, wn) == 0;
 }
 
+/* The CAS numbers of one reply in order of first appearance: the first is CAS1. */
+struct cas_table {
+    unsigned long long seen[256];
+    size_t n;
+};
+
+/* The ordinal (1, 2, ...) of cas in t, adding it if new (past 256: all 257). */
+static size_t cas_ordinal(struct cas_table *t, unsigned long long cas)
+{
+    size_t k;
+    for (k = 0; k < t->n && t->seen[k] != cas; k++)
+        ;
+    if (k == t->n && t->n < sizeof(t->seen) / sizeof(t->seen[0]))
+        t->seen[t->n++] = cas;
+    return k + 1;
+}
+
+/* Whether p[0..n) is one or more decimal digits and nothing else; the number in *v. */
+static bool all_digits(const char *p, size_t n, unsigned long long *v)
+{
+    unsigned long long x = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (p[k] < '0' || p[k] > '9')
+            return false;
+        x = x * 10 + (unsigned long long)(p[k] - '0'); /* wraps past 2^64: still one number */
+    }
+    *v = x;
+    return n > 0;
+}
+
+/* The length of a line without its "\r\n" (or lone "\n"); ll counts the '\n'. */
+static size_t line_body(const char *l, size_t ll)
+{
+    return ll >= 2 && l[ll - 2] == '\r' ? ll - 2 : ll - 1;
+}
+
 /*
- * Walk a reply as the protocol frames it: "VALUE key flags bytes [cas]"
- * lines are followed by a data block (copied verbatim), their CAS becomes
- * an ordinal (first CAS seen in this reply: CAS1, ...). "VERSION ..." lines
- * become "VERSION <v>". With stats_structure, "STAT name value" lines are
- * checked and dropped (a malformed one is kept, prefixed with "BADSTAT:").
+ * Whether a line is a meta reply: one of the codes HD VA EN NF NS EX,
+ * followed by ' ' or "\r\n" (so "END", "EXISTS" and "NOT_FOUND" are not).
+ */
+static bool meta_reply_line(const char *l, size_t ll)
+{
+    static const char codes[][3] = {"HD", "VA", "EN", "NF", "NS", "EX"};
+    bool code = false;
+    for (size_t c = 0; ll >= 3 && c < sizeof(codes) / sizeof(codes[0]); c++)
+        code = code || memcmp(l, codes[c], 2) == 0;
+    return code && (l[2] == ' ' || (ll >= 4 && l[2] == '\r' && l[3] == '\n'));
+}
+
+/*
+ * Copy one line to out, space-separated tokens from the index `first` on
+ * that are `prefix` followed by digits only getting CAS<n> (from t) in
+ * place of the digits: "c123" -> "cCAS1", "cas=123" -> "cas=CAS1". With
+ * `mask`, tokens that are mask followed by digits get "<n>" for the digits
+ * ("size=57" -> "size=<n>"). Every other byte (spaces, the line end) is
+ * copied as it is.
+ */
+static void rewrite_cas_tokens(const char *l, size_t ll, int first, const char *prefix,
+                               const char *mask, struct cas_table *t, struct buf *out)
+{
+    size_t body = line_body(l, ll), pn = strlen(prefix), k = 0;
+    int index = 0;
+    while (k < body) {
+        if (l[k] == ' ') {
+            buf_addc(out, ' ');
+            k++;
+            continue;
+        }
+        const char *sp = memchr(l + k, ' ', body - k);
+        size_t tn = sp != NULL ? (size_t)(sp - (l + k)) : body - k;
+        unsigned long long cas;
+        size_t mn = mask != NULL ? strlen(mask) : 0;
+        if (index >= first && tn > pn && memcmp(l + k, prefix, pn) == 0 &&
+            all_digits(l + k + pn, tn - pn, &cas))
+            buf_printf(out, "%sCAS%zu", prefix, cas_ordinal(t, cas));
+        else if (index >= first && mn > 0 && tn > mn && memcmp(l + k, mask, mn) == 0 &&
+                 all_digits(l + k + mn, tn - mn, &cas))
+            buf_printf(out, "%s<n>", mask);
+        else
+            buf_add(out, l + k, tn);
+        index++;
+        k += tn;
+    }
+    buf_add(out, l + body, ll - body);
+}
+
+/*
+ * Walk a reply as the protocol frames it, so that data blocks are copied
+ * verbatim and never read as lines:
+ *   - "VALUE key flags bytes [cas]" lines are followed by a data block; the
+ *     cas becomes an ordinal: the first CAS number seen in this reply is
+ *     CAS1, the next new one CAS2, ...
+ *   - meta replies (a line starting with HD VA EN NF NS or EX, then ' ' or
+ *     "\r\n"): every token "c<digits>" (the c flag) becomes "cCAS<n>" with
+ *     the same ordinals (so "VALUE k 0 1 CAS1" and "HD cCAS1" name the same
+ *     CAS); other flag tokens are left alone. "VA <bytes> <flags>*" lines
+ *     are followed by a data block of <bytes> bytes and "\r\n".
+ *   - "ME <key> exp=.. la=.. cas=<n> ..." (meta debug): cas=<n> becomes
+ *     cas=CAS<n>, the same ordinals again; size=<n> becomes size=<n>
+ *     literally: it is each server's own item size (tiercached's items are
+ *     5 to 9 bytes smaller, docs/META.md), so only its presence is compared.
+ *   - "VERSION ..." becomes "VERSION <v>".
+ *   - with stats_structure, "STAT name value" lines are checked and dropped
+ *     (a malformed one is kept, prefixed with "BADSTAT:").
+ * A header whose data block would run past the end of the reply is copied
+ * as a plain line.
  */
 static void normalize(const struct buf *in, bool stats_structure, struct buf *out)
 {
-    unsigned long long seen[256];
-    size_t nseen = 0;
+    struct cas_table cas = {.n = 0};
     size_t i = 0;
     out->n = 0;
     buf_reserve(out, in->n);
@@ -611,10 +717,11 @@ static void normalize(const struct buf *in, bool stats_structure, struct buf *ou
         const char *l = in->p + i;
         const char *nl = memchr(l, '\n', in->n - i);
         size_t ll = nl != NULL ? (size_t)(nl - l) + 1 : in->n - i; /* with the \n */
+        size_t left = in->n - i - ll;                              /* after this line */
         if (nl != NULL && line_starts(l, ll, "VALUE ")) {
             /* VALUE <key> <flags> <bytes> [<cas>]\r\n */
             char tmp[600];
-            size_t body = ll >= 2 && l[ll - 2] == '\r' ? ll - 2 : ll - 1;
+            size_t body = line_body(l, ll);
             if (body < sizeof(tmp)) {
                 memcpy(tmp, l, body);
                 tmp[body] = '\0';
@@ -622,22 +729,14 @@ static void normalize(const struct buf *in, bool stats_structure, struct buf *ou
                 int nt = 0;
                 for (char *s = strtok(tmp, " "); s != NULL && nt < 6; s = strtok(NULL, " "))
                     tok[nt++] = s;
-                char *e1, *e2 = NULL;
-                unsigned long long bytes = (nt == 4 || nt == 5) ? strtoull(tok[3], &e1, 10) : 0;
-                bool ok = (nt == 4 || nt == 5) && *e1 == '\0';
-                unsigned long long cas = 0;
-                if (ok && nt == 5) {
-                    cas = strtoull(tok[4], &e2, 10);
-                    ok = *e2 == '\0';
-                }
-                if (ok && i + ll + bytes + 2 <= in->n) {
+                unsigned long long bytes = 0, v = 0;
+                bool ok = (nt == 4 || nt == 5) && all_digits(tok[3], strlen(tok[3]), &bytes);
+                if (ok && nt == 5)
+                    ok = all_digits(tok[4], strlen(tok[4]), &v);
+                if (ok && left >= 2 && bytes <= left - 2) {
                     if (nt == 5) {
-                        size_t k;
-                        for (k = 0; k < nseen && seen[k] != cas; k++)
-                            ;
-                        if (k == nseen && nseen < 256)
-                            seen[nseen++] = cas;
-                        buf_printf(out, "VALUE %s %s %s CAS%zu", tok[1], tok[2], tok[3], k + 1);
+                        buf_printf(out, "VALUE %s %s %s CAS%zu", tok[1], tok[2], tok[3],
+                                   cas_ordinal(&cas, v));
                         buf_add(out, l + body, ll - body);
                     } else {
                         buf_add(out, l, ll);
@@ -647,6 +746,25 @@ static void normalize(const struct buf *in, bool stats_structure, struct buf *ou
                     continue;
                 }
             }
+        } else if (nl != NULL && meta_reply_line(l, ll)) {
+            rewrite_cas_tokens(l, ll, 1, "c", NULL, &cas, out);
+            i += ll;
+            /* VA <bytes> <flags>*\r\n, then the data block */
+            size_t body = line_body(l, ll);
+            if (!line_starts(l, ll, "VA ") || body <= 3)
+                continue;
+            const char *sp = memchr(l + 3, ' ', body - 3);
+            size_t tn = sp != NULL ? (size_t)(sp - (l + 3)) : body - 3;
+            unsigned long long bytes;
+            if (all_digits(l + 3, tn, &bytes) && left >= 2 && bytes <= left - 2) {
+                buf_add(out, in->p + i, bytes + 2);
+                i += bytes + 2;
+            }
+            continue;
+        } else if (nl != NULL && line_starts(l, ll, "ME ")) {
+            rewrite_cas_tokens(l, ll, 2, "cas=", "size=", &cas, out);
+            i += ll;
+            continue;
         } else if (nl != NULL && line_starts(l, ll, "VERSION ")) {
             buf_puts(out, "VERSION <v>\r\n");
             i += ll;
@@ -776,15 +894,17 @@ static void show_context(struct buf *out, const char *label, const struct buf *b
 /* ---------------------------------------------------------------- running */
 
 struct servers {
-    struct tserver s[2]; /* 0: memcached, 1: tiercached */
+    struct tserver s[2]; /* 0: memcached, 1: tiercached (or memcached again) */
 };
 
-static const char *const side_name[2] = {"memcached", "tiercached"};
+/* DIFF_BOTH_MEMCACHED=1: side 1 is a second memcached (set up in main). */
+static bool both_memcached;
+static const char *side_name[2] = {"memcached", "tiercached"};
 
 static int start_server(struct servers *sv, int i)
 {
-    return i == 0 ? ts_start_memcached(&sv->s[0], server_args)
-                  : ts_start_tiercached(&sv->s[1], server_args);
+    return i == 0 || both_memcached ? ts_start_memcached(&sv->s[i], server_args)
+                                    : ts_start_tiercached(&sv->s[1], server_args);
 }
 
 /* Build a send step's bytes for one side (captured CAS substituted). */
@@ -920,7 +1040,7 @@ static bool run_case(struct servers *sv, const struct dcase *dc, struct buf *rep
         buf_printf(&d, "--- %s (line %d)%s\n", dc->name, dc->line, same ? "" : "  ** DIFFERS **");
         show(&d, "memcached", &norm[0], 0);
         if (!same)
-            show(&d, "tiercached", &norm[1], at);
+            show(&d, side_name[1], &norm[1], at);
         if (why.n)
             buf_add(&d, why.p, why.n);
         fputs(d.p, stdout);
@@ -934,9 +1054,9 @@ static bool run_case(struct servers *sv, const struct dcase *dc, struct buf *rep
         show_request(report, dc);
         buf_printf(report, "    first difference at byte %zu:\n", at);
         show_context(report, "memcached:", &norm[0], at);
-        show_context(report, "tiercached:", &norm[1], at);
+        show_context(report, both_memcached ? "memcached#2:" : "tiercached:", &norm[1], at);
         show(report, "memcached", &norm[0], at);
-        show(report, "tiercached", &norm[1], at);
+        show(report, side_name[1], &norm[1], at);
         if (why.n)
             buf_add(report, why.p, why.n);
         why.n = 0;
@@ -991,6 +1111,54 @@ static void free_cases(struct suite_cases *sc)
     memset(sc, 0, sizeof(*sc));
 }
 
+/* normalize() on a string: what a case's reply becomes before comparing. */
+static void check_normalized(const char *in, const char *want)
+{
+    struct buf b = {0}, out = {0};
+    buf_puts(&b, in);
+    normalize(&b, false, &out);
+    struct buf esc_got = {0}, esc_want = {0};
+    escape_into(&esc_got, out.p, out.n);
+    escape_into(&esc_want, want, strlen(want));
+    ck_assert_msg(out.n == strlen(want) && memcmp(out.p, want, out.n) == 0,
+                  "normalize(%s)\n  got  %s\n  want %s", in, esc_got.p, esc_want.p);
+    buf_free(&esc_got);
+    buf_free(&esc_want);
+    buf_free(&b);
+    buf_free(&out);
+}
+
+START_TEST(test_normalize)
+{
+    /* classic: VALUE CAS ordinals, data blocks verbatim, VERSION */
+    check_normalized("VALUE k 0 1 77\r\nx\r\nVALUE j 0 1 78\r\ny\r\nVALUE k 0 1 77\r\nx\r\nEND\r\n",
+                     "VALUE k 0 1 CAS1\r\nx\r\nVALUE j 0 1 CAS2\r\ny\r\nVALUE k 0 1 CAS1\r\nx\r\n"
+                     "END\r\n");
+    check_normalized("VALUE k 0 8\r\nVERSION \r\nEND\r\nVERSION 1.6.18\r\n",
+                     "VALUE k 0 8\r\nVERSION \r\nEND\r\nVERSION <v>\r\n");
+    /* meta c tokens, sharing the ordinals with VALUE lines and me's cas= */
+    check_normalized("HD c12345\r\n", "HD cCAS1\r\n");
+    check_normalized(
+        "VALUE k 0 1 9\r\nx\r\nEND\r\nHD t-1 c9 O1\r\nNS c0\r\nEX c9\r\nNF c0 kk\r\n"
+        "EN c10\r\nME k exp=-1 la=0 cas=9 fetch=no cls=1 size=61\r\n",
+        "VALUE k 0 1 CAS1\r\nx\r\nEND\r\nHD t-1 cCAS1 O1\r\nNS cCAS2\r\nEX cCAS1\r\n"
+        "NF cCAS2 kk\r\nEN cCAS3\r\nME k exp=-1 la=0 cas=CAS1 fetch=no cls=1 size=<n>\r\n");
+    /* only c<digits> tokens change; other flags, and other lines, stay */
+    check_normalized("HD c kc5 Oc5 c5x c-1 s5 t5 W\r\n", "HD c kc5 Oc5 c5x c-1 s5 t5 W\r\n");
+    check_normalized("END c5\r\nEXISTS c5\r\nHDc5\r\nENx c5\r\nMN c5\r\nHD\tc5\r\n",
+                     "END c5\r\nEXISTS c5\r\nHDc5\r\nENx c5\r\nMN c5\r\nHD\tc5\r\n");
+    check_normalized("ME cas=5 exp=-1 la=0 cas=6\r\n", "ME cas=5 exp=-1 la=0 cas=CAS1\r\n");
+    check_normalized("EN\r\nHD  c7 \r\n", "EN\r\nHD  cCAS1 \r\n");
+    /* VA: the data block is copied verbatim, never read as reply lines */
+    check_normalized("VA 9 c5 s9\r\nHD c1\r\nEN\r\nHD c5\r\n",
+                     "VA 9 cCAS1 s9\r\nHD c1\r\nEN\r\nHD cCAS1\r\n");
+    check_normalized("VA 0\r\n\r\nVA 2\r\nhi\r\nMN\r\n", "VA 0\r\n\r\nVA 2\r\nhi\r\nMN\r\n");
+    /* a VA whose block runs past the end of the reply: lines again */
+    check_normalized("VA 50 c3\r\nHD c4\r\n", "VA 50 cCAS1\r\nHD cCAS2\r\n");
+    check_normalized("VA x c3\r\nHD c4\r\n", "VA x cCAS1\r\nHD cCAS2\r\n");
+}
+END_TEST
+
 START_TEST(test_differential)
 {
     struct suite_cases sc;
@@ -1032,10 +1200,11 @@ START_TEST(test_differential)
     ts_stop(&sv.s[1]);
     alarm(0);
     free_cases(&sc);
-    fprintf(stderr, "differential: %zu cases run, %zu differ, %lld ms\n", run, failed, took);
+    fprintf(stderr, "differential: %zu cases run, %zu differ, %lld ms%s\n", run, failed, took,
+            both_memcached ? " (DIFF_BOTH_MEMCACHED: memcached against memcached)" : "");
     if (failed > 0) {
-        fprintf(stderr, "%s\ndifferential: cases where tiercached differs from memcached:\n%s",
-                report.p, names.p);
+        fprintf(stderr, "%s\ndifferential: cases where %s differs from memcached:\n%s", report.p,
+                side_name[1], names.p);
         fflush(stderr);
     }
     buf_free(&report);
@@ -1049,7 +1218,14 @@ END_TEST
 int main(int argc, char **argv)
 {
     cases_path = argc > 1 ? argv[1] : getenv("DIFF_CASES") ? getenv("DIFF_CASES") : DIFF_CASES_FILE;
+    both_memcached =
+        getenv("DIFF_BOTH_MEMCACHED") != NULL && getenv("DIFF_BOTH_MEMCACHED")[0] == '1';
+    if (both_memcached)
+        side_name[1] = "memcached#2";
     Suite *s = suite_create("differential");
+    TCase *tn = tcase_create("normalize");
+    tcase_add_test(tn, test_normalize);
+    suite_add_tcase(s, tn);
     TCase *tc = tcase_create("classic");
     tcase_set_timeout(tc, 120); /* also when run by hand, without ctest's CK_DEFAULT_TIMEOUT */
     tcase_add_test(tc, test_differential);
