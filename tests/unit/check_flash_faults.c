@@ -280,7 +280,8 @@ static const char *state_check(const struct rec *present, size_t np, const struc
     for (size_t i = 0; i < na; i++) {
         tc_status_e st = lookup(R, absent[i].hv, absent[i].key);
         if (st != TC_NOT_FOUND) {
-            snprintf(why, sizeof(why), "'%s' should be absent: %s", absent[i].key, tc_strerror(st));
+            snprintf(why, sizeof(why), "'%.64s' should be absent: %s", absent[i].key,
+                     tc_strerror(st));
             return why;
         }
     }
