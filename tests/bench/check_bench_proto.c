@@ -1,7 +1,9 @@
 /*
  * check_bench_proto.c: the bench's client side of the text protocol (reply
- * parser and request encoders) and its server list (address parsing, key
- * distribution). The parser is pure, so each case is a string.
+ * parsers and request encoders, classic and meta) and its server list
+ * (address parsing, key distribution). The parsers are pure, so each case
+ * is a string. The meta replies are those memcached 1.6.18 sends to the
+ * bench's own requests (mg <key> v f [q k], ms, mn).
  */
 #include <check.h>
 #include <stdio.h>
@@ -118,6 +120,287 @@ START_TEST(test_encoders)
 }
 END_TEST
 
+/* --- meta ------------------------------------------------------------------------ */
+
+static ssize_t parse_meta(const char *s, struct mcproto_reply *r)
+{
+    return mcproto_parse_meta_reply(s, strlen(s), r);
+}
+
+START_TEST(test_meta_value)
+{
+    struct mcproto_reply r;
+    /* mg <key> v f: a hit names no key */
+    const char *s = "VA 5 f42\r\nhello\r\n";
+    ck_assert_int_eq(parse_meta(s, &r), 17);
+    ck_assert_int_eq(r.type, MCPROTO_VA);
+    ck_assert_ptr_null(r.key);
+    ck_assert_uint_eq(r.flags, 42);
+    ck_assert_int_eq((int)r.data_len, 5);
+    ck_assert(memcmp(r.data, "hello", 5) == 0);
+
+    /* mg <key> v f q k */
+    ck_assert_int_eq(parse_meta("VA 5 f42 ktcb:17\r\nhello\r\n", &r), 25);
+    ck_assert_int_eq(r.type, MCPROTO_VA);
+    ck_assert_int_eq((int)r.key_len, 6);
+    ck_assert(memcmp(r.key, "tcb:17", 6) == 0);
+    ck_assert_uint_eq(r.flags, 42);
+
+    /* flags in any order, unknown ones skipped; values may contain CR LF */
+    ck_assert_int_eq(parse_meta("VA 4 c99 kab t-1 f4294967295 s4 Oxyz\r\na\r\nb\r\n", &r), 44);
+    ck_assert_uint_eq(r.flags, 4294967295u);
+    ck_assert_int_eq((int)r.key_len, 2);
+    ck_assert_int_eq((int)r.data_len, 4);
+    ck_assert(memcmp(r.data, "a\r\nb", 4) == 0);
+
+    /* no flags at all, and an empty value */
+    ck_assert_int_eq(parse_meta("VA 3\r\nabc\r\n", &r), 11);
+    ck_assert_uint_eq(r.flags, 0);
+    ck_assert_ptr_null(r.key);
+    ck_assert_int_eq(parse_meta("VA 0 f0\r\n\r\n", &r), 11);
+    ck_assert_int_eq((int)r.data_len, 0);
+}
+END_TEST
+
+START_TEST(test_meta_status_replies)
+{
+    struct mcproto_reply r;
+    static const struct {
+        const char *text;
+        enum mcproto_reply_type type;
+    } cases[] = {
+        {"EN\r\n", MCPROTO_EN},
+        {"HD\r\n", MCPROTO_HD},
+        {"NS\r\n", MCPROTO_NS},
+        {"EX\r\n", MCPROTO_EX},
+        {"NF\r\n", MCPROTO_NF},
+        {"MN\r\n", MCPROTO_MN},
+        {"ERROR\r\n", MCPROTO_ERROR},
+        /* return flags (c, k, O, b ...) are skipped; a trailing space is harmless */
+        {"HD c123 Oabc\r\n", MCPROTO_HD},
+        {"NS kfoo\r\n", MCPROTO_NS},
+        {"EN Oq1\r\n", MCPROTO_EN},
+        {"HD \r\n", MCPROTO_HD},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_msg(parse_meta(cases[i].text, &r) == (ssize_t)strlen(cases[i].text), "'%s'",
+                      cases[i].text);
+        ck_assert_int_eq(r.type, cases[i].type);
+    }
+    ck_assert_str_eq(mcproto_reply_name(MCPROTO_VA), "VA");
+    ck_assert_str_eq(mcproto_reply_name(MCPROTO_NS), "NS");
+    ck_assert_str_eq(mcproto_reply_name(MCPROTO_MN), "MN");
+}
+END_TEST
+
+/* Error lines as memcached 1.6.18 sends them to meta commands. */
+START_TEST(test_meta_errors)
+{
+    struct mcproto_reply r;
+    /* mg of a 300-byte key */
+    ck_assert_int_eq(parse_meta("CLIENT_ERROR bad command line format\r\n", &r), 38);
+    ck_assert_int_eq(r.type, MCPROTO_CLIENT_ERROR);
+    ck_assert_int_eq((int)r.msg_len, 23);
+    ck_assert(memcmp(r.msg, "bad command line format", 23) == 0);
+    /* ms of a value over -I */
+    ck_assert_int_eq(parse_meta("SERVER_ERROR object too large for cache\r\n", &r), 41);
+    ck_assert_int_eq(r.type, MCPROTO_SERVER_ERROR);
+    ck_assert_int_eq((int)r.msg_len, 26);
+    ck_assert(memcmp(r.msg, "object too large for cache", 26) == 0);
+    ck_assert_int_eq(parse_meta("SERVER_ERROR\r\n", &r), 14);
+    ck_assert_int_eq(r.type, MCPROTO_SERVER_ERROR);
+    ck_assert_int_eq((int)r.msg_len, 0);
+}
+END_TEST
+
+/* A quiet batch: hits name their key, misses are silent, MN ends it. */
+START_TEST(test_meta_quiet_batch)
+{
+    struct mcproto_reply r;
+    const char *s = "VA 5 f1 ktcb:1\r\nhello\r\n"
+                    "CLIENT_ERROR bad command line format\r\n"
+                    "VA 3 f2 ktcb:7\r\nabc\r\n"
+                    "MN\r\n";
+    size_t len = strlen(s), off = 0;
+    ssize_t n = mcproto_parse_meta_reply(s, len, &r);
+    ck_assert_int_eq(n, 23);
+    ck_assert_int_eq(r.type, MCPROTO_VA);
+    ck_assert(r.key_len == 5 && memcmp(r.key, "tcb:1", 5) == 0);
+    off += (size_t)n;
+    n = mcproto_parse_meta_reply(s + off, len - off, &r);
+    ck_assert_int_eq(r.type, MCPROTO_CLIENT_ERROR);
+    off += (size_t)n;
+    n = mcproto_parse_meta_reply(s + off, len - off, &r);
+    ck_assert_int_eq(r.type, MCPROTO_VA);
+    ck_assert(r.key_len == 5 && memcmp(r.key, "tcb:7", 5) == 0);
+    ck_assert_uint_eq(r.flags, 2);
+    ck_assert(r.data_len == 3 && memcmp(r.data, "abc", 3) == 0);
+    off += (size_t)n;
+    n = mcproto_parse_meta_reply(s + off, len - off, &r);
+    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(r.type, MCPROTO_MN);
+    ck_assert_uint_eq(off + (size_t)n, len);
+    /* an empty batch (every key missed) is MN alone */
+    ck_assert_int_eq(parse_meta("MN\r\n", &r), 4);
+    ck_assert_int_eq(r.type, MCPROTO_MN);
+}
+END_TEST
+
+/*
+ * Parse a stream as a connection would, with the bytes arriving in two
+ * reads split at `cut` (each read's bytes in a buffer of their exact size,
+ * so a parser that looked past the end would show under ASan). Appends
+ * "<type>:<data>|" per reply to out.
+ */
+static void parse_stream(const char *s, size_t len, size_t cut, char *out, size_t cap)
+{
+    struct mcproto_reply r;
+    size_t consumed = 0, avail = cut;
+    out[0] = '\0';
+    for (int read_no = 0; read_no < 2; read_no++) {
+        for (;;) {
+            size_t n = avail - consumed;
+            char *copy = malloc(n + 1);
+            memcpy(copy, s + consumed, n);
+            ssize_t used = mcproto_parse_meta_reply(copy, n, &r);
+            ck_assert_msg(used >= 0, "cut %zu at %zu: rejected", cut, consumed);
+            if (used > 0) {
+                size_t l = strlen(out);
+                snprintf(out + l, cap - l, "%s:%.*s|", mcproto_reply_name(r.type), (int)r.data_len,
+                         r.data != NULL ? r.data : "");
+                consumed += (size_t)used;
+            }
+            free(copy);
+            if (used == 0 || consumed == avail)
+                break;
+        }
+        avail = len;
+    }
+    ck_assert_msg(consumed == len, "cut %zu: %zu of %zu bytes consumed", cut, consumed, len);
+}
+
+/* Every reply, split at every byte: the same replies, never an error or a partial one. */
+START_TEST(test_meta_split_everywhere)
+{
+    const char *s = "VA 5 f42\r\nhe\r\nl\r\n"
+                    "EN\r\n"
+                    "HD\r\n"
+                    "NS\r\n"
+                    "EX\r\n"
+                    "NF\r\n"
+                    "VA 3 f7 ktcb:99\r\nabc\r\n"
+                    "CLIENT_ERROR bad command line format\r\n"
+                    "SERVER_ERROR out of memory\r\n"
+                    "ERROR\r\n"
+                    "HD c12\r\n"
+                    "MN\r\n";
+    size_t len = strlen(s);
+    char whole[1024], split[1024];
+    parse_stream(s, len, len, whole, sizeof(whole));
+    ck_assert_str_eq(whole, "VA:he\r\nl|EN:|HD:|NS:|EX:|NF:|VA:abc|CLIENT_ERROR:|SERVER_ERROR:|"
+                            "ERROR:|HD:|MN:|");
+    for (size_t cut = 0; cut <= len; cut++) {
+        parse_stream(s, len, cut, split, sizeof(split));
+        ck_assert_msg(strcmp(split, whole) == 0, "cut %zu: %s", cut, split);
+    }
+}
+END_TEST
+
+/* A large value: every prefix is "need more", the whole is one reply. */
+START_TEST(test_meta_large_value)
+{
+    struct mcproto_reply r;
+    size_t vlen = 1 << 20;
+    char *s = malloc(vlen + 64);
+    int h = snprintf(s, 64, "VA %zu f3 kbig\r\n", vlen);
+    memset(s + h, 'v', vlen);
+    memcpy(s + h + vlen, "\r\nMN\r\n", 6);
+    size_t total = (size_t)h + vlen + 2;
+    for (size_t n = 0; n < total; n += n < 64 ? 1 : 4093)
+        ck_assert_int_eq(mcproto_parse_meta_reply(s, n, &r), 0);
+    ck_assert_int_eq(mcproto_parse_meta_reply(s, total - 1, &r), 0);
+    ck_assert_int_eq(mcproto_parse_meta_reply(s, total + 4, &r), (ssize_t)total);
+    ck_assert_int_eq(r.type, MCPROTO_VA);
+    ck_assert_int_eq((int)r.data_len, (int)vlen);
+    ck_assert_int_eq(mcproto_parse_meta_reply(s + total, 4, &r), 4);
+    ck_assert_int_eq(r.type, MCPROTO_MN);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_meta_malformed)
+{
+    struct mcproto_reply r;
+    static const char *const bad[] = {
+        "VA\r\n",
+        "VA \r\n",
+        "VA x f1\r\n",
+        "VA -1 f1\r\n",
+        "VA +1 f1\r\n",
+        "VA 1 fx\r\na\r\n",
+        "VA 1 f\r\na\r\n",
+        "VA 1 k\r\na\r\n",
+        "VA 1 1\r\na\r\n",
+        "VA 2 f1\r\nabXY",
+        "VA 1 f-1\r\na\r\n",
+        "HDX\r\n",
+        "HD 5\r\n",
+        "ENX\r\n",
+        "EN\n",
+        "MN c1\r\n",
+        "MNX\r\n",
+        "hd\r\n",
+        "\r\n",
+        "END\r\n",
+        "STORED\r\n",
+        "NOT_FOUND\r\n",
+        "VALUE k 1 2\r\nab\r\n",
+        "SERVER_ERRORx\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(parse_meta(bad[i], &r) == -1, "'%s' was not rejected", bad[i]);
+    /* and the classic parser takes no meta reply */
+    static const char *const meta_only[] = {"HD\r\n", "EN\r\n", "MN\r\n", "NS\r\n",
+                                            "VA 1 f1\r\na\r\n"};
+    for (size_t i = 0; i < sizeof(meta_only) / sizeof(meta_only[0]); i++)
+        ck_assert_msg(parse(meta_only[i], &r) == -1, "classic took '%s'", meta_only[i]);
+    /* a line that never ends is malformed once it passes the longest line */
+    char *junk = malloc(MCPROTO_MAX_LINE);
+    memcpy(junk, "VA 1 ", 5);
+    memset(junk + 5, 'k', MCPROTO_MAX_LINE - 5);
+    ck_assert_int_eq(mcproto_parse_meta_reply(junk, MCPROTO_MAX_LINE, &r), -1);
+    ck_assert_int_eq(mcproto_parse_meta_reply(junk, MCPROTO_MAX_LINE - 1, &r), 0);
+    free(junk);
+}
+END_TEST
+
+START_TEST(test_meta_encoders)
+{
+    struct buf b;
+    buf_init(&b);
+    mcproto_meta_get(&b, "tcb:1", 5, false);
+    mcproto_meta_get(&b, "a", 1, true);
+    mcproto_meta_get(&b, "bc", 2, true);
+    mcproto_meta_noop(&b);
+    char *v = mcproto_meta_begin_set(&b, "key", 3, 4294967295u, 60, 3);
+    memcpy(v, "xyz", 3);
+    v = mcproto_meta_begin_set(&b, "k", 1, 0, 0, 0);
+    const char *want = "mg tcb:1 v f\r\n"
+                       "mg a v f q k\r\nmg bc v f q k\r\nmn\r\n"
+                       "ms key 3 F4294967295 T60\r\nxyz\r\n"
+                       "ms k 0 F0 T0\r\n\r\n";
+    ck_assert_int_eq((int)buf_pending(&b), (int)strlen(want));
+    ck_assert(memcmp(b.data + b.off, want, strlen(want)) == 0);
+    buf_consume(&b, buf_pending(&b));
+    /* a large value grows the buffer */
+    v = mcproto_meta_begin_set(&b, "k", 1, 0, 0, 1 << 20);
+    memset(v, 'q', 1 << 20);
+    ck_assert_int_eq((int)buf_pending(&b), (int)strlen("ms k 1048576 F0 T0\r\n") + (1 << 20) + 2);
+    ck_assert(memcmp(b.data + b.off + buf_pending(&b) - 3, "q\r\n", 3) == 0);
+    buf_deinit(&b);
+}
+END_TEST
+
 START_TEST(test_server_specs)
 {
     struct dist d;
@@ -170,6 +453,16 @@ int main(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_encoders);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("meta");
+    tcase_add_test(tm, test_meta_value);
+    tcase_add_test(tm, test_meta_status_replies);
+    tcase_add_test(tm, test_meta_errors);
+    tcase_add_test(tm, test_meta_quiet_batch);
+    tcase_add_test(tm, test_meta_split_everywhere);
+    tcase_add_test(tm, test_meta_large_value);
+    tcase_add_test(tm, test_meta_malformed);
+    tcase_add_test(tm, test_meta_encoders);
+    suite_add_tcase(s, tm);
     TCase *td = tcase_create("dist");
     tcase_add_test(td, test_server_specs);
     tcase_add_test(td, test_distribution);

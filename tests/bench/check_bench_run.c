@@ -4,7 +4,9 @@
  * field with sane values; a value corrupted behind the bench's back is
  * reported as a wrong value (and exit 1), never as a hit; two servers share
  * the keys; the open loop offers exactly its rate; usage errors exit 2 and
- * an unreachable server exits 1 (SPEC §1).
+ * an unreachable server exits 1 (SPEC §1). --protocol=meta runs against a
+ * real memcached (tiercached may not speak meta yet): the same hits and
+ * misses as classic, wrong values caught, error replies counted alike.
  */
 #include <check.h>
 #include <stdio.h>
@@ -179,6 +181,119 @@ START_TEST(test_open_loop_rate)
 }
 END_TEST
 
+/* --- --protocol=meta, against memcached ------------------------------------------- */
+
+/* hits, misses, errors and wrong values of a --json line, as "h/m/e/w". */
+static void counts(const char *json, char *out, size_t len)
+{
+    snprintf(out, len, "%.0f/%.0f/%.0f/%.0f", field(json, "hits"), field(json, "misses"),
+             field(json, "errors"), field(json, "wrong_values"));
+}
+
+/*
+ * Keys 0..999 stored (by ms), then every key of 0..1999 asked once: 1000
+ * hits and 1000 misses in both protocols, single gets and multi-gets of 10
+ * split over two servers (so some parts are quiet batches of one key).
+ */
+START_TEST(test_meta_counts_like_classic)
+{
+    struct tserver a, b;
+    ck_assert_int_eq(ts_start_memcached(&a, NULL), 0);
+    ck_assert_int_eq(ts_start_memcached(&b, NULL), 0);
+    char args[512], got[64];
+    snprintf(args, sizeof(args),
+             "-s 127.0.0.1:%d -s 127.0.0.1:%d --protocol=meta --fill -k 1000 -r 0:1 -n 1 -q --json",
+             a.port, b.port);
+    bench(&res, args);
+    ck_assert_msg(res.status == 0, "fill: exit %d, stderr: %s", res.status, res.err);
+    ck_assert(strstr(res.json, "\"protocol\":\"meta\"") != NULL);
+    long long items =
+        ts_stat(a.port, "stats", "curr_items") + ts_stat(b.port, "stats", "curr_items");
+    ck_assert_int_eq(items, 1000);
+    static const char *const runs[] = {"--protocol=meta -n 2000", "--protocol=classic -n 2000",
+                                       "--protocol=meta --multiget=10 -n 200",
+                                       "--protocol=classic --multiget=10 -n 200",
+                                       "--protocol=meta --multiget=10 -n 200 -P 8 -c 2 -t 2"};
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        snprintf(args, sizeof(args),
+                 "-s 127.0.0.1:%d -s 127.0.0.1:%d -k 2000 --key-pattern=sequential -r 1:0 %s -q "
+                 "--json",
+                 a.port, b.port, runs[i]);
+        bench(&res, args);
+        ck_assert_msg(res.status == 0, "%s: exit %d, stderr: %s", runs[i], res.status, res.err);
+        counts(res.json, got, sizeof(got));
+        ck_assert_msg(strcmp(got, "1000/1000/0/0") == 0, "%s: hits/misses/errors/wrong %s", runs[i],
+                      got);
+    }
+    ck_assert_int_eq(ts_stop(&a), 0);
+    ck_assert_int_eq(ts_stop(&b), 0);
+}
+END_TEST
+
+/* A VA whose bytes or flags were not written by the bench is wrong, never a hit. */
+START_TEST(test_meta_wrong_value_is_reported)
+{
+    struct tserver s;
+    ck_assert_int_eq(ts_start_memcached(&s, NULL), 0);
+    int fd = ts_connect(s.port);
+    ck_assert_int_ge(fd, 0);
+    char reply[256], req[512];
+    snprintf(req, sizeof(req), "set tcb:3 7 0 50\r\n%050d\r\n", 0);
+    ck_assert_int_gt(ts_request(fd, req, reply, sizeof(reply), "\r\n"), 0);
+    ck_assert_str_eq(reply, "STORED\r\n");
+    struct verify_pool *pool = NULL;
+    ck_assert_int_eq(verify_create(&pool), TC_OK);
+    int n = snprintf(req, sizeof(req), "set tcb:4 99 0 60\r\n");
+    verify_fill(pool, "tcb:4", 5, 99, req + n, 60);
+    memcpy(req + n + 60, "\r\n", 3);
+    /* tcb:5: the right bytes under the wrong flags */
+    int m = snprintf(req + n + 62, sizeof(req) - (size_t)n - 62, "set tcb:5 98 0 60\r\n");
+    verify_fill(pool, "tcb:5", 5, 99, req + n + 62 + m, 60);
+    memcpy(req + n + 62 + m + 60, "\r\n", 3);
+    verify_destroy(&pool);
+    ck_assert_int_gt(ts_request(fd, req, reply, sizeof(reply), "STORED\r\nSTORED\r\n"), 0);
+    close(fd);
+
+    static const char *const shapes[] = {"-n 10", "--multiget=5 -n 2", "--multiget=10 -n 1"};
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        char args[256], got[64];
+        snprintf(args, sizeof(args),
+                 "-s 127.0.0.1:%d --protocol=meta -k 10 --key-pattern=sequential -r 1:0 %s -c 1 "
+                 "-q --json",
+                 s.port, shapes[i]);
+        bench(&res, args);
+        ck_assert_msg(res.status == 1, "%s: exit %d (want 1), stderr: %s", shapes[i], res.status,
+                      res.err);
+        counts(res.json, got, sizeof(got));
+        ck_assert_msg(strcmp(got, "1/7/0/2") == 0, "%s: hits/misses/errors/wrong %s", shapes[i],
+                      got);
+        ck_assert_msg(strstr(res.err, "wrong value for key tcb:3") != NULL, "stderr: %s", res.err);
+        ck_assert_msg(strstr(res.err, "wrong value for key tcb:5") != NULL, "stderr: %s", res.err);
+    }
+    ck_assert_int_eq(ts_stop(&s), 0);
+}
+END_TEST
+
+/* memcached refuses a value over -I with SERVER_ERROR: an error, in either protocol. */
+START_TEST(test_meta_error_replies)
+{
+    struct tserver s;
+    ck_assert_int_eq(ts_start_memcached(&s, NULL), 0);
+    for (int meta = 0; meta < 2; meta++) {
+        char args[256], got[64];
+        snprintf(args, sizeof(args),
+                 "-s 127.0.0.1:%d --protocol=%s -r 0:1 -n 4 -c 1 --value-size=2m -q --json", s.port,
+                 meta ? "meta" : "classic");
+        bench(&res, args);
+        ck_assert_msg(res.status == 0, "exit %d, stderr: %s", res.status, res.err);
+        counts(res.json, got, sizeof(got));
+        ck_assert_msg(strcmp(got, "0/0/4/0") == 0, "hits/misses/errors/wrong %s", got);
+        ck_assert(strstr(res.err, "error reply 'SERVER_ERROR object too large") != NULL);
+    }
+    ck_assert_int_eq(ts_stop(&s), 0);
+}
+END_TEST
+
 START_TEST(test_usage_and_failures)
 {
     bench(&res, "--help");
@@ -189,9 +304,9 @@ START_TEST(test_usage_and_failures)
     ck_assert_int_eq(res.status, 0);
     ck_assert(strncmp(res.out, "tiercache-bench ", 16) == 0);
 
-    static const char *const bad[] = {"--bogus",         "-d abc",         "--value-size=0",
-                                      "--ratio=0:0",     "-s host:0",      "--key-pattern=x",
-                                      "--multiget=1000", "extra-argument", "-t 0"};
+    static const char *const bad[] = {
+        "--bogus",         "-d abc",          "--value-size=0", "--ratio=0:0", "-s host:0",
+        "--key-pattern=x", "--multiget=1000", "extra-argument", "-t 0",        "--protocol=binary"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bench(&res, bad[i]);
         ck_assert_msg(res.status == 2, "'%s': exit %d", bad[i], res.status);
@@ -226,6 +341,12 @@ int main(void)
     tcase_add_test(tc, test_open_loop_rate);
     tcase_add_test(tc, test_usage_and_failures);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("meta");
+    tcase_set_timeout(tm, 30);
+    tcase_add_test(tm, test_meta_counts_like_classic);
+    tcase_add_test(tm, test_meta_wrong_value_is_reported);
+    tcase_add_test(tm, test_meta_error_replies);
+    suite_add_tcase(s, tm);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

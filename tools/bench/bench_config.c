@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcproto.h"
 #include "options.h"
 
 #define OPT(sn, ln, ty, an, hl, dst, ...)                                                          \
@@ -81,6 +82,9 @@ static size_t build_table(struct bench_config *c, const char **last_server, stru
                  .max = 100, .default_text = "1");
     t[n++] = OPT(0, "ttl", TC_OPT_UINT, "SECONDS", "expiry time of stored items (0: never)",
                  &c->ttl, .min = 0, .max = 60ULL * 60 * 24 * 30, .default_text = "0");
+    t[n++] = OPT(0, "protocol", TC_OPT_ENUM, "P",
+                 "commands to send: get/set, or the meta commands mg/ms/mn", &c->protocol,
+                 .choices = mcproto_protocol_names, .default_text = "classic");
     t[n++] = OPT('R', "rate", TC_OPT_DOUBLE, "OPS",
                  "open loop: offer OPS operations/s in all (0: closed loop)", &c->rate, .dmin = 0.0,
                  .dmax = 1e9, .default_text = "0");
@@ -266,8 +270,8 @@ void bench_config_describe(const struct bench_config *c, char *buf, size_t len)
         snprintf(pattern, sizeof(pattern), "%s", keyspace_pattern_names[c->key_pattern]);
     snprintf(buf, len,
              "%llu keys %s, values %s B (mean %.0f), get:set %s, multiget %llu, ttl %llu, "
-             "seed %llu",
+             "seed %llu, protocol %s",
              (unsigned long long)c->key_space, pattern, c->value_size_spec, c->sizes.mean,
              c->ratio_spec, (unsigned long long)c->multiget, (unsigned long long)c->ttl,
-             (unsigned long long)c->seed);
+             (unsigned long long)c->seed, mcproto_protocol_names[c->protocol]);
 }

@@ -38,6 +38,7 @@ struct bench_config {
     double get_fraction; /* from -r GET:SET */
     uint64_t multiget;   /* keys per get */
     uint64_t ttl;        /* exptime of every set */
+    int protocol;        /* enum mcproto_protocol: classic get/set or meta mg/ms */
     double rate;         /* -R: offered load, ops/s over all connections; 0: closed loop */
     uint64_t seed;
     bool json;

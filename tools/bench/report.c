@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench_config.h"
+#include "mcproto.h"
 
 void report_stats_init(struct bench_stats *s, const char *name)
 {
@@ -184,8 +185,9 @@ void report_json(FILE *out, const struct bench_config *c, const struct bench_sta
     json_string(out, c->value_size_spec);
     fprintf(out, ",\"ratio\":");
     json_string(out, c->ratio_spec);
-    fprintf(out, ",\"multiget\":%llu,\"ttl\":%llu,\"seed\":%llu,", (unsigned long long)c->multiget,
-            (unsigned long long)c->ttl, (unsigned long long)c->seed);
+    fprintf(out, ",\"multiget\":%llu,\"ttl\":%llu,\"seed\":%llu,\"protocol\":\"%s\",",
+            (unsigned long long)c->multiget, (unsigned long long)c->ttl,
+            (unsigned long long)c->seed, mcproto_protocol_names[c->protocol]);
     json_phase(out, &phases[nphases - 1]);
     fprintf(out, ",\"phases\":[");
     for (int i = 0; i < nphases; i++) {

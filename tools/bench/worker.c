@@ -20,6 +20,15 @@
  * the operation completes with its last part and its latency goes into the
  * histograms with the time taken right after the read that completed it.
  *
+ * Protocols (--protocol): classic sends one "get k1 k2 ..." per part, which
+ * END closes. Meta sends one "mg <key> v f" for a single-key get, whose VA
+ * or EN closes the part; a multi-get part is one quiet "mg <key> v f q k"
+ * per key and an "mn": hits come back as VA naming their key, misses are
+ * silent, and MN closes the part. Every request line draws at most one
+ * reply line, so a part of n keys ends at MN or at its (n + 1)-th reply
+ * line, whichever comes first: a server that rejects every line (ERROR)
+ * cannot shift the replies of one part onto the next.
+ *
  * A connection is never shared between threads, so nothing here locks.
  */
 #include "worker.h"
@@ -59,9 +68,10 @@ struct op {
 };
 
 struct part {
-    uint32_t op;    /* slot in the client's ops */
-    uint32_t nkeys; /* keys of the operation sent on this connection */
-    uint32_t seen;  /* VALUE replies received so far */
+    uint32_t op;       /* slot in the client's ops */
+    uint32_t nkeys;    /* keys of the operation sent on this connection */
+    uint32_t seen;     /* VALUE / VA replies received so far */
+    uint32_t answered; /* meta batch: mg lines answered so far (VA, EN or an error) */
 };
 
 struct client;
@@ -224,7 +234,7 @@ static bool claim(struct worker *w)
 
 static void push_part(struct worker *w, struct conn *cn, uint32_t slot, uint32_t nkeys)
 {
-    cn->fifo[(cn->head + cn->count) % w->depth] = (struct part){slot, nkeys, 0};
+    cn->fifo[(cn->head + cn->count) % w->depth] = (struct part){slot, nkeys, 0, 0};
     cn->count++;
     mark_dirty(w, cn);
 }
@@ -233,9 +243,11 @@ static void issue_get(struct worker *w, struct client *cl, uint32_t slot)
 {
     struct op *op = &cl->ops[slot];
     const struct keyspace *ks = w->phase->keys;
+    bool meta = w->c->protocol == MCPROTO_META;
     op->kind = OP_GET;
     op->nkeys = (uint32_t)w->c->multiget;
     op->parts_left = 0;
+    bool quiet = op->nkeys > 1; /* meta: a batch of quiet mg closed by mn */
     for (uint32_t i = 0; i < op->nkeys; i++) {
         op->keys[i] = keyspace_next(w->phase->keys, &w->rng);
         w->key_len[i] = keyspace_format(ks, op->keys[i], w->key_text[i]);
@@ -247,12 +259,20 @@ static void issue_get(struct worker *w, struct client *cl, uint32_t slot)
         for (uint32_t i = 0; i < op->nkeys; i++) {
             if (w->key_server[i] != s)
                 continue;
+            if (meta) {
+                mcproto_meta_get(&cn->out, w->key_text[i], w->key_len[i], quiet);
+                n++;
+                continue;
+            }
             if (n++ == 0)
                 mcproto_begin_get(&cn->out);
             mcproto_add_key(&cn->out, w->key_text[i], w->key_len[i]);
         }
         if (n > 0) {
-            mcproto_end_line(&cn->out);
+            if (!meta)
+                mcproto_end_line(&cn->out);
+            else if (quiet)
+                mcproto_meta_noop(&cn->out);
             push_part(w, cn, slot, n);
             op->parts_left++;
         }
@@ -271,7 +291,9 @@ static void issue_set(struct worker *w, struct client *cl, uint32_t slot)
     struct conn *cn = &cl->conns[dist_pick(&w->c->servers, key, klen)];
     uint32_t len = sizedist_sample(&w->c->sizes, &w->rng);
     uint32_t version = (uint32_t)rng_next(&w->rng);
-    char *value = mcproto_begin_set(&cn->out, key, klen, version, w->c->ttl, len);
+    char *value = w->c->protocol == MCPROTO_META
+                      ? mcproto_meta_begin_set(&cn->out, key, klen, version, w->c->ttl, len)
+                      : mcproto_begin_set(&cn->out, key, klen, version, w->c->ttl, len);
     verify_fill(w->pool, key, klen, version, value, len);
     push_part(w, cn, slot, 1);
 }
@@ -355,24 +377,38 @@ static void show_problem(struct worker *w, const struct conn *cn, const char *fm
                                                     : "");
 }
 
-/* A VALUE reply of a get: a hit if the key was asked for here and the bytes verify. */
+/*
+ * A VALUE or VA reply of a get: a hit if the key was asked for here and the
+ * bytes verify. A VA that names no key answers a single-key mg: its key is
+ * the one asked for; in a multi-get it cannot be told apart, so it is wrong.
+ */
 static void check_value(struct worker *w, struct conn *cn, const struct op *op,
                         const struct mcproto_reply *r)
 {
+    char own[KEYSPACE_MAX_KEY];
+    const char *key = r->key;
+    size_t key_len = r->key_len;
     uint64_t id;
     bool asked = false;
-    if (keyspace_parse(&w->c->keys, r->key, r->key_len, &id)) {
+    if (key == NULL && op->nkeys == 1) {
+        key_len = keyspace_format(w->phase->keys, op->keys[0], own);
+        key = own;
+        asked = true;
+    } else if (key != NULL && keyspace_parse(&w->c->keys, key, key_len, &id)) {
         for (uint32_t i = 0; i < op->nkeys && !asked; i++)
             asked = op->keys[i] == id;
     }
-    if (asked && verify_check(w->pool, r->key, r->key_len, r->flags, r->data, r->data_len)) {
+    if (asked && verify_check(w->pool, key, key_len, r->flags, r->data, r->data_len)) {
         w->stats.hits++;
         return;
     }
     w->stats.wrong++;
-    show_problem(w, cn,
-                 asked ? "wrong value for key %.*s" : "a value for key %.*s, which was not asked",
-                 r->key, r->key_len);
+    if (key == NULL)
+        show_problem(w, cn, "a value that names no key in a multi-get%.*s", "", 0);
+    else
+        show_problem(
+            w, cn, asked ? "wrong value for key %.*s" : "a value for key %.*s, which was not asked",
+            key, key_len);
 }
 
 /* The length of the first line of data[0..len), without its line end (for quoting it). */
@@ -384,10 +420,115 @@ static size_t line_length(const char *data, size_t len)
     return n;
 }
 
+/* What a reply does to the part at the head of a connection's FIFO. */
+enum verdict {
+    PART_OPEN,  /* the part expects more replies */
+    PART_DONE,  /* the part is complete */
+    PART_FATAL, /* the reply makes no sense here; the phase has failed */
+};
+
+static bool is_error(const struct mcproto_reply *r)
+{
+    return r->type == MCPROTO_ERROR || r->type == MCPROTO_CLIENT_ERROR ||
+           r->type == MCPROTO_SERVER_ERROR;
+}
+
+/* Count an error reply (the line starts at data) and show the first few. */
+static void error_reply(struct worker *w, const struct conn *cn, const char *data, size_t used)
+{
+    w->stats.errors++;
+    show_problem(w, cn, "error reply '%.*s'", data, line_length(data, used));
+}
+
+/* A get part is over: the keys that got no value are misses. */
+static void count_misses(struct worker *w, const struct part *p)
+{
+    w->stats.misses += p->nkeys > p->seen ? p->nkeys - p->seen : 0;
+}
+
+static enum verdict unexpected(struct worker *w, const struct conn *cn, const struct op *op,
+                               const struct mcproto_reply *r)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "reply %s to a %s", mcproto_reply_name(r->type),
+             op->kind == OP_GET ? "get" : "set");
+    fail(w, cn, what);
+    return PART_FATAL;
+}
+
+/* A classic reply: VALUE* END to a get, STORED to a set; anything else is an error. */
+static enum verdict classic_reply(struct worker *w, struct conn *cn, struct part *p,
+                                  const struct op *op, const struct mcproto_reply *r,
+                                  const char *data, size_t used)
+{
+    if (op->kind == OP_GET && r->type == MCPROTO_VALUE) {
+        check_value(w, cn, op, r);
+        p->seen++;
+        return PART_OPEN;
+    }
+    if (op->kind == OP_GET && r->type == MCPROTO_END) {
+        count_misses(w, p);
+        return PART_DONE;
+    }
+    if (op->kind == OP_SET && r->type == MCPROTO_STORED)
+        return PART_DONE;
+    if (is_error(r) || (op->kind == OP_SET && r->type != MCPROTO_VALUE && r->type != MCPROTO_END)) {
+        error_reply(w, cn, data, used);
+        if (op->kind == OP_GET)
+            count_misses(w, p);
+        return PART_DONE;
+    }
+    return unexpected(w, cn, op, r);
+}
+
+/*
+ * A meta reply. A set: HD, else NS / EX / NF / an error line, counted as
+ * errors like classic NOT_STORED. A single-key get: VA or EN (or an error)
+ * is the whole part. A multi-get batch (see the top of the file): VA, EN
+ * or an error answers one mg, MN or the line after the last mg's answer
+ * closes the batch.
+ */
+static enum verdict meta_reply(struct worker *w, struct conn *cn, struct part *p,
+                               const struct op *op, const struct mcproto_reply *r, const char *data,
+                               size_t used)
+{
+    if (op->kind == OP_SET) {
+        if (r->type == MCPROTO_HD)
+            return PART_DONE;
+        if (!is_error(r) && r->type != MCPROTO_NS && r->type != MCPROTO_EX && r->type != MCPROTO_NF)
+            return unexpected(w, cn, op, r);
+        error_reply(w, cn, data, used);
+        return PART_DONE;
+    }
+    bool batch = op->nkeys > 1;
+    if (batch && (r->type == MCPROTO_MN || p->answered == p->nkeys)) {
+        if (r->type != MCPROTO_MN && !is_error(r))
+            return unexpected(w, cn, op, r);
+        if (r->type != MCPROTO_MN)
+            error_reply(w, cn, data, used);
+        count_misses(w, p);
+        return PART_DONE;
+    }
+    if (r->type == MCPROTO_VA) {
+        check_value(w, cn, op, r);
+        p->seen++;
+    } else if (is_error(r)) {
+        error_reply(w, cn, data, used);
+    } else if (r->type != MCPROTO_EN) {
+        return unexpected(w, cn, op, r);
+    }
+    p->answered++;
+    if (batch)
+        return PART_OPEN;
+    count_misses(w, p);
+    return PART_DONE;
+}
+
 /* Parse every complete reply in cn's input. False on a fatal protocol failure. */
 static bool conn_parse(struct worker *w, struct conn *cn, uint64_t now)
 {
     struct client *cl = cn->client;
+    bool meta = w->c->protocol == MCPROTO_META;
     while (buf_pending(&cn->in) > 0) {
         const char *data = cn->in.data + cn->in.off;
         if (cn->count == 0) {
@@ -395,7 +536,8 @@ static bool conn_parse(struct worker *w, struct conn *cn, uint64_t now)
             return false;
         }
         struct mcproto_reply r;
-        ssize_t used = mcproto_parse_reply(data, buf_pending(&cn->in), &r);
+        ssize_t used = meta ? mcproto_parse_meta_reply(data, buf_pending(&cn->in), &r)
+                            : mcproto_parse_reply(data, buf_pending(&cn->in), &r);
         if (used == 0)
             return true;
         if (used < 0) {
@@ -407,32 +549,12 @@ static bool conn_parse(struct worker *w, struct conn *cn, uint64_t now)
         }
         struct part *p = &cn->fifo[cn->head];
         struct op *op = &cl->ops[p->op];
-        bool part_done = true;
-        bool is_error = r.type == MCPROTO_ERROR || r.type == MCPROTO_CLIENT_ERROR ||
-                        r.type == MCPROTO_SERVER_ERROR;
-        if (op->kind == OP_GET && r.type == MCPROTO_VALUE) {
-            check_value(w, cn, op, &r);
-            p->seen++;
-            part_done = false;
-        } else if (op->kind == OP_GET && r.type == MCPROTO_END) {
-            w->stats.misses += p->nkeys > p->seen ? p->nkeys - p->seen : 0;
-        } else if (op->kind == OP_SET && r.type == MCPROTO_STORED) {
-            /* stored */
-        } else if (is_error ||
-                   (op->kind == OP_SET && r.type != MCPROTO_VALUE && r.type != MCPROTO_END)) {
-            w->stats.errors++;
-            if (op->kind == OP_GET)
-                w->stats.misses += p->nkeys > p->seen ? p->nkeys - p->seen : 0;
-            show_problem(w, cn, "error reply '%.*s'", data, line_length(data, (size_t)used));
-        } else {
-            char what[128];
-            snprintf(what, sizeof(what), "reply %s to a %s", mcproto_reply_name(r.type),
-                     op->kind == OP_GET ? "get" : "set");
-            fail(w, cn, what);
+        enum verdict v = meta ? meta_reply(w, cn, p, op, &r, data, (size_t)used)
+                              : classic_reply(w, cn, p, op, &r, data, (size_t)used);
+        if (v == PART_FATAL)
             return false;
-        }
         buf_consume(&cn->in, (size_t)used);
-        if (part_done) {
+        if (v == PART_DONE) {
             uint32_t slot = p->op;
             cn->head = (cn->head + 1) % w->depth;
             cn->count--;
