@@ -172,8 +172,9 @@ tc_status_e flash_commit(struct flash *f);
 /* Abandon the transaction. */
 void flash_abort(struct flash *f);
 
-/* Evict the oldest batches until `pct` percent of the budget is free, in a
- * transaction of its own. TC_OK, TC_IO_ERROR. */
+/* Evict the oldest batches until `pct` percent of what is used is free (and
+ * at least `pct` percent of the budget), in a transaction of its own, after
+ * a batch met MDB_MAP_FULL. TC_OK, TC_IO_ERROR. */
 tc_status_e flash_make_room(struct flash *f, unsigned pct);
 
 /* Report (then forget) the records dropped by committed evictions. */

@@ -585,7 +585,13 @@ tc_status_e flash_make_room(struct flash *f, unsigned pct)
     if (st != TC_OK)
         return st;
     f->seq_begin = UINT64_MAX; /* every batch is old enough here */
-    uint64_t target = f->map / 100 * (100 - pct);
+    /* pct of what is used now, not of the map: a map full of free but
+     * scattered pages (a batch needs contiguous ones) is already under any
+     * fixed mark, and evicting nothing would fail every retry. */
+    uint64_t used = flash_used_bytes(f, f->wtxn);
+    uint64_t target = used / 100 * (100 - pct);
+    if (target > f->map / 100 * (100 - pct))
+        target = f->map / 100 * (100 - pct);
     while (st == TC_OK && flash_used_bytes(f, f->wtxn) > target)
         st = evict_oldest(f);
     f->seq_begin = f->seq;

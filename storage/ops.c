@@ -482,8 +482,8 @@ tc_status_e cache_delete(struct cache_worker *w, const char *key, size_t nkey)
  */
 static tc_status_e arith_spill(struct cache_worker *w, uint64_t hv, const struct found *f,
                                const char *key, size_t nkey, uint32_t flags, uint32_t exptime,
-                               const char *num, size_t len, uint32_t nlen, unsigned *clsid,
-                               uint64_t *cas_out)
+                               uint8_t mbits, const char *num, size_t len, uint32_t nlen,
+                               unsigned *clsid, uint64_t *cas_out)
 {
     char *value = malloc(nlen ? nlen : 1);
     if (value == NULL)
@@ -496,7 +496,8 @@ static tc_status_e arith_spill(struct cache_worker *w, uint64_t hv, const struct
                            .nbytes = nlen,
                            .flags = flags,
                            .exptime = exptime,
-                           .atime = cache_now(w->c)};
+                           .atime = cache_now(w->c),
+                           .mbits = mbits};
     struct item *it = tier_spill_locked(w->c, hv, &v, false, f->entry);
     free(value);
     if (it == NULL)
@@ -585,20 +586,25 @@ tc_status_e ops_arith(struct cache_worker *w, const char *key, size_t nkey,
         } else {
             /* A flash record is the sole copy, as an unshared RAM item
              * would be: the result is padded to the old length likewise. */
-            uint32_t nlen = f.on_flash && len <= nbytes ? nbytes : (uint32_t)len;
+            bool in_place = f.on_flash && len <= nbytes;
+            uint32_t nlen = in_place ? nbytes : (uint32_t)len;
+            /* ... and keeps its meta state, as memcached's in-place change does. */
+            uint8_t mbits = in_place ? (uint8_t)(f.rec.mbits & FREC_META_MASK) : 0;
             struct item *nu;
             st = new_item(w, key, nkey, flags, exptime, nlen, &nu);
             if (st == TC_OK) {
                 memcpy(item_data_value(nu), buf, len);
                 memset(item_data_value(nu) + len, ' ', nlen - len);
+                if (mbits != 0)
+                    item_set_iflag(nu, frec_bits_iflags(mbits));
                 if (f.on_flash)
                     tier_invalidate_locked(c, hv, key, nkey);
                 cache_link_locked(c, nu, hv, f.entry, false);
                 clsid = nu->clsid;
                 r->cas = nu->cas;
                 cache_item_unref(c, nu);
-            } else if ((st = arith_spill(w, hv, &f, key, nkey, flags, exptime, buf, len, nlen,
-                                         &clsid, &r->cas)) != TC_OK &&
+            } else if ((st = arith_spill(w, hv, &f, key, nkey, flags, exptime, mbits, buf, len,
+                                         nlen, &clsid, &r->cas)) != TC_OK &&
                        st != TC_BUSY) {
                 st = TC_NO_MEMORY;
             }
