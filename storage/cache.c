@@ -353,7 +353,7 @@ void cache_item_free(struct cache *c, struct item *it)
     pthread_mutex_lock(&k->lock);
     if (fl & ITEM_LARGE) {
         slab_large_free(&c->pool, &k->slab, it, item_ntotal(it->nkey, it->nbytes));
-    } else {
+    } else if (!rebalance_chunk_freed(k, it)) {
         atomic_store_explicit(&it->iflags, ITEM_FREE_CHUNK, memory_order_relaxed);
         slab_chunk_free(&k->slab, it);
     }
@@ -540,8 +540,11 @@ struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *
             atomic_store_explicit(&it->iflags, ITEM_LARGE, memory_order_relaxed);
     } else {
         it = slab_chunk_alloc(&c->pool, &k->slab);
-        for (int round = 0; it == NULL && round < ALLOC_ROUNDS; round++)
+        for (int round = 0; it == NULL && round < ALLOC_ROUNDS; round++) {
             it = evict_locked(w, k, busy);
+            if (it != NULL && rebalance_chunk_freed(k, it))
+                it = NULL; /* its page is being emptied: not for reuse */
+        }
         if (it != NULL)
             atomic_store_explicit(&it->iflags, 0, memory_order_relaxed);
     }

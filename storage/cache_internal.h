@@ -45,6 +45,23 @@ struct cls {
     struct lru lru;
     uint64_t mem_requested; /* sum of item_ntotal() of linked items */
     struct cls_counters ctr;
+    /* rebalance.c */
+    char *move_page;     /* the page being emptied for another class, or NULL */
+    size_t move_len;     /* its chunk bytes */
+    size_t move_scan;    /* next chunk to look at */
+    size_t move_free;    /* chunks found free in a row */
+    uint64_t rb_cursor;  /* next page to consider giving */
+    uint64_t rb_evicted; /* evictions + allocation failures at the last decision */
+    unsigned rb_streak;  /* decisions in a row that saw new evictions */
+};
+
+/* The page mover's state (rebalance.c), the maintainer's only. */
+struct rebalancer {
+    _Atomic bool active; /* a page of class src is being emptied for dst */
+    unsigned src, dst;
+    cache_time_t started; /* of the move under way */
+    cache_time_t decided; /* the second of the last decision */
+    _Atomic uint64_t moved, abandoned, evacuated;
 };
 
 /* Counters a worker keeps for itself: single writer, relaxed atomics so
@@ -113,6 +130,7 @@ struct cache {
     cache_time_t crawl_next;
     uint32_t crawl_interval;
     _Atomic bool crawl_requested; /* cache_crawl_now(): start a pass at the next round */
+    struct rebalancer rb;
     _Atomic uint64_t crawler_starts, juggles;
 
     /* flash tier (NULL when RAM only) */
@@ -184,6 +202,12 @@ void cache_flash_evicted(struct cache *c, uint64_t hv, const char *key, size_t n
 tc_status_e tier_open(struct cache *c, const struct cache_options *o);
 void tier_stop_writer(struct cache *c);
 void tier_close(struct cache *c);
+
+/* rebalance.c: one round of page moving (maintainer); true while a move runs */
+bool rebalance_maintain(struct cache *c, cache_time_t now);
+/* cache_item_free (class lock held): a chunk of the page being emptied is
+ * only marked free. Returns true if it was such a chunk. */
+bool rebalance_chunk_freed(struct cls *k, struct item *it);
 
 /* maintainer.c */
 tc_status_e maintainer_start(struct cache *c);

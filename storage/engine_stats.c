@@ -47,7 +47,10 @@
     X(direct_reclaims)                                                                             \
     X(malloc_fails)                                                                                \
     X(lru_crawler_starts)                                                                          \
-    X(lru_maintainer_juggles)
+    X(lru_maintainer_juggles)                                                                      \
+    X(slabs_moved)                                                                                 \
+    X(slab_reassign_abandoned)                                                                     \
+    X(slab_reassign_evictions)
 
 /* The counter fields of struct cache_class_stats. */
 #define CLASS_COUNTERS(X)                                                                          \
@@ -205,6 +208,9 @@ static void global_raw(struct cache *c, const struct worker_counters *wc, struct
     ht_unlock(c->ht, 0);
     o->lru_crawler_starts = atomic_load_explicit(&c->crawler_starts, memory_order_relaxed);
     o->lru_maintainer_juggles = atomic_load_explicit(&c->juggles, memory_order_relaxed);
+    o->slabs_moved = atomic_load_explicit(&c->rb.moved, memory_order_relaxed);
+    o->slab_reassign_abandoned = atomic_load_explicit(&c->rb.abandoned, memory_order_relaxed);
+    o->slab_reassign_evictions = atomic_load_explicit(&c->rb.evacuated, memory_order_relaxed);
 }
 
 void cache_stats_get(struct cache *c, struct cache_stats *out)
@@ -222,6 +228,7 @@ void cache_stats_get(struct cache *c, struct cache_stats *out)
     GLOBAL_COUNTERS(X)
 #undef X
     pthread_mutex_unlock(&c->stats_lock);
+    out->slab_reassign_running = atomic_load_explicit(&c->rb.active, memory_order_relaxed);
 }
 
 tc_status_e cache_class_stats_get(struct cache *c, unsigned clsid, struct cache_class_stats *out)

@@ -53,6 +53,9 @@ enum item_iflag {
     ITEM_STALE = CACHE_META_STALE << 10,           /* invalidated: readers see X, one wins */
     ITEM_WIN_SENT = CACHE_META_WIN_SENT << 10,     /* a client was told it won (W) */
     ITEM_KEY_BINARY = CACHE_META_KEY_BINARY << 10, /* stored under a base64 key */
+    /* In its class's LRU lists (set and cleared under the class lock): a
+     * holder of that lock who sees it knows the item is fully built. */
+    ITEM_IN_LRU = 1 << 13,
 };
 
 #define ITEM_META_SHIFT 10
@@ -144,13 +147,13 @@ static inline enum lru_seg item_lru(const struct item *it)
     return (enum lru_seg)((item_iflags(it) & ITEM_LRU_MASK) >> ITEM_LRU_SHIFT);
 }
 
-/* Record the LRU segment (class lock held). */
+/* Record the LRU segment, and that the item is in a list (class lock held). */
 static inline void item_set_lru(struct item *it, enum lru_seg seg)
 {
     uint16_t old = item_iflags(it);
     uint16_t nu;
     do {
-        nu = (uint16_t)((old & ~ITEM_LRU_MASK) | ((unsigned)seg << ITEM_LRU_SHIFT));
+        nu = (uint16_t)((old & ~ITEM_LRU_MASK) | ((unsigned)seg << ITEM_LRU_SHIFT) | ITEM_IN_LRU);
     } while (!atomic_compare_exchange_weak_explicit(&it->iflags, &old, nu, memory_order_relaxed,
                                                     memory_order_relaxed));
 }

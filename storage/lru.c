@@ -31,6 +31,7 @@ void lru_unlink(struct lru *l, struct item *it)
     if (it->prev != NULL)
         it->prev->next = it->next;
     it->prev = it->next = NULL;
+    item_clear_iflag(it, ITEM_IN_LRU);
     l->count[seg]--;
 }
 

@@ -14,7 +14,9 @@
  *      drop them when it needs room (tiered.c);
  *   5. crawls the hash table for expired and flushed items and frees them,
  *      one full pass at a time, passes spaced from 1 s to 60 s depending on
- *      how much the previous pass found.
+ *      how much the previous pass found;
+ *   6. moves slab pages from classes that can spare them to classes short
+ *      of memory (rebalance.c).
  * The thread sleeps 1 ms between rounds while there is work, 100 ms when idle,
  * and wakes at once when an operation signals the table needs to grow.
  */
@@ -160,6 +162,7 @@ bool cache_maintain(struct cache *c)
 
     if (!ht_is_growing(c->ht))
         more |= crawl(c, now);
+    more |= rebalance_maintain(c, now);
     return more;
 }
 

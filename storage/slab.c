@@ -138,6 +138,32 @@ void slab_chunk_free(struct slab_class *sc, void *chunk)
     sc->nfree++;
 }
 
+void slab_freelist_drop_range(struct slab_class *sc, const char *lo, const char *hi)
+{
+    void **link = &sc->freelist;
+    while (*link != NULL) {
+        char *p = *link;
+        if (p >= lo && p < hi) {
+            *link = *(void **)p;
+            sc->nfree--;
+        } else {
+            link = (void **)p;
+        }
+    }
+}
+
+void slab_page_release(struct slab_pool *pool, struct slab_class *sc, char *page)
+{
+    for (uint64_t i = 0; i < sc->npages; i++) {
+        if (sc->pages[i] != page)
+            continue;
+        munmap(page, (size_t)sc->size * sc->perslab);
+        sc->pages[i] = sc->pages[--sc->npages];
+        refund(pool, pool->page_size);
+        return;
+    }
+}
+
 static size_t large_len(size_t size)
 {
     return (size + OS_PAGE - 1) & ~(size_t)(OS_PAGE - 1);

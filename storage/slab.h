@@ -6,8 +6,9 @@
  * defaults) up to half a page; an item too big for the largest class gets a
  * mapping of its own ("large" item), charged to the same budget (which a
  * class's first page may pass, as in memcached: see slab.c). A page, once
- * given to a class, stays with it; memory is taken lazily, one chunk at a
- * time, so resident memory follows what is used.
+ * given to a class, stays with it until the rebalancer (rebalance.c) empties
+ * and releases it; memory is taken lazily, one chunk at a time, so resident
+ * memory follows what is used.
  *
  * Locking: a struct slab_class is protected by its owner's lock (the class
  * lock in cache.c); the budget (struct slab_pool) is atomic and shared.
@@ -62,6 +63,13 @@ void slab_class_deinit(struct slab_class *sc);
 void *slab_chunk_alloc(struct slab_pool *pool, struct slab_class *sc);
 /* Give a chunk back to its class. */
 void slab_chunk_free(struct slab_class *sc, void *chunk);
+
+/* Take the free chunks in [lo, hi) out of the freelist (a page being emptied). */
+void slab_freelist_drop_range(struct slab_class *sc, const char *lo, const char *hi);
+
+/* Unmap one page of the class (every chunk of it unused) and refund the
+ * budget: the page is gone from the class. */
+void slab_page_release(struct slab_pool *pool, struct slab_class *sc, char *page);
 
 /* Whether a new page would fit the budget now (a hint; the allocation decides). */
 bool slab_pool_has_room(struct slab_pool *pool, uint64_t bytes);

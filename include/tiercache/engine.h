@@ -74,6 +74,7 @@ struct cache_options {
     int flash_sync;           /* enum cache_flash_sync */
     uint32_t flash_min_ttl;   /* items expiring sooner are not demoted (seconds) */
     uint64_t flash_queue_max; /* bytes of items queued for the writer (0: automatic) */
+    bool no_rebalance;        /* pages stay with their class (memcached -o slab_automove=0) */
 };
 
 /* Fill `o` with the defaults (memcached's where memcached has one). */
@@ -359,6 +360,11 @@ struct cache_stats {
     uint64_t hash_bytes;
     bool hash_is_expanding;
     uint64_t lru_crawler_starts, lru_maintainer_juggles;
+    /* slab pages moved between classes (memcached's slabs_moved), a move
+     * under way, moves abandoned (items held too long), items taken out of
+     * RAM to empty pages */
+    uint64_t slabs_moved, slab_reassign_abandoned, slab_reassign_evictions;
+    bool slab_reassign_running;
 };
 
 struct cache_class_stats {
