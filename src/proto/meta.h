@@ -120,7 +120,8 @@ bool meta_parse(const char *line, size_t len, char *keybuf, size_t keybuf_len,
  * memcached's base64_decode(): characters outside the alphabet are skipped,
  * the alphabet characters (with '=') must come in groups of four, decoding
  * stops after the first group with padding, three or four '=' in it are an
- * error. Returns the decoded length (0 on error or if over out_len).
+ * error. Returns the decoded length (0 on error, or if out_len is under 3
+ * bytes per group of 4 digits, padding included).
  */
 size_t meta_base64_decode(const char *src, size_t len, char *out, size_t out_len);
 
