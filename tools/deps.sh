@@ -5,7 +5,7 @@
 set -eu
 pkgs="cmake make gcc pkg-config libevent-dev liblmdb-dev libxxhash-dev"
 if [ "${1:-build}" = test ]; then
-    pkgs="$pkgs check memcached libmemcached-tools"
+    pkgs="$pkgs check memcached libmemcached-tools nutcracker"
 fi
 missing=""
 for p in $pkgs; do

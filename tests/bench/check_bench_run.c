@@ -3,7 +3,9 @@
  * on loopback: a 3-second run whose --json line carries every documented
  * field with sane values; a value corrupted behind the bench's back is
  * reported as a wrong value (and exit 1), never as a hit; two servers share
- * the keys; the open loop offers exactly its rate; usage errors exit 2 and
+ * the keys, under ketama (the default) and modula alike, and the two
+ * distributions place keys differently; the open loop offers exactly its
+ * rate; usage errors exit 2 and
  * an unreachable server exits 1 (SPEC §1). --protocol=meta runs against a
  * real memcached (tiercached may not speak meta yet): the same hits and
  * misses as classic, wrong values caught, error replies counted alike.
@@ -141,26 +143,46 @@ START_TEST(test_wrong_value_is_reported)
 }
 END_TEST
 
+/*
+ * Both distributions: the keys are shared, every get finds its key. The
+ * default is ketama; a second run with the other distribution then
+ * misses the keys it places elsewhere (about half), which shows the two
+ * really differ.
+ */
 START_TEST(test_two_servers_share_keys)
 {
-    struct tserver a, b;
-    ck_assert_int_eq(ts_start_tiercached(&a, NULL), 0);
-    ck_assert_int_eq(ts_start_tiercached(&b, NULL), 0);
-    char args[256];
-    snprintf(args, sizeof(args),
-             "-s 127.0.0.1:%d -s 127.0.0.1:%d -d 1 --fill -k 2000 --multiget 10 -q --json", a.port,
-             b.port);
-    bench(&res, args);
-    long long items_a = ts_stat(a.port, "stats", "curr_items");
-    long long items_b = ts_stat(b.port, "stats", "curr_items");
-    ck_assert_int_eq(ts_stop(&a), 0);
-    ck_assert_int_eq(ts_stop(&b), 0);
-    ck_assert_msg(res.status == 0, "exit %d, stderr: %s", res.status, res.err);
-    ck_assert(strstr(res.json, "\"servers\":[\"127.0.0.1:") != NULL);
-    ck_assert_int_eq(items_a + items_b, 2000);
-    ck_assert_msg(items_a > 800 && items_b > 800, "items %lld / %lld", items_a, items_b);
-    ck_assert_msg(field(res.json, "hit_ratio") >= 0.99, "%s", res.json);
-    ck_assert_double_eq(field(res.json, "wrong_values"), 0);
+    static const char *const modes[] = {"", "--distribution=modula"};
+    for (int m = 0; m < 2; m++) {
+        struct tserver a, b;
+        ck_assert_int_eq(ts_start_tiercached(&a, NULL), 0);
+        ck_assert_int_eq(ts_start_tiercached(&b, NULL), 0);
+        char args[256];
+        snprintf(args, sizeof(args),
+                 "-s 127.0.0.1:%d -s 127.0.0.1:%d %s -d 1 --fill -k 2000 --multiget 10 -q --json",
+                 a.port, b.port, modes[m]);
+        bench(&res, args);
+        long long items_a = ts_stat(a.port, "stats", "curr_items");
+        long long items_b = ts_stat(b.port, "stats", "curr_items");
+        ck_assert_msg(res.status == 0, "%s: exit %d, stderr: %s", modes[m], res.status, res.err);
+        ck_assert(strstr(res.json, "\"servers\":[\"127.0.0.1:") != NULL);
+        ck_assert(strstr(res.json, m == 0 ? "\"distribution\":\"ketama\""
+                                          : "\"distribution\":\"modula\"") != NULL);
+        ck_assert_int_eq(items_a + items_b, 2000);
+        ck_assert_msg(items_a > 700 && items_b > 700, "%s: items %lld / %lld", modes[m], items_a,
+                      items_b);
+        ck_assert_msg(field(res.json, "hit_ratio") >= 0.99, "%s", res.json);
+        ck_assert_double_eq(field(res.json, "wrong_values"), 0);
+        snprintf(args, sizeof(args),
+                 "-s 127.0.0.1:%d -s 127.0.0.1:%d --distribution=%s -k 2000 "
+                 "--key-pattern=sequential -r 1:0 -n 2000 -c 1 -q --json",
+                 a.port, b.port, m == 0 ? "modula" : "ketama");
+        bench(&res, args);
+        ck_assert_int_eq(ts_stop(&a), 0);
+        ck_assert_int_eq(ts_stop(&b), 0);
+        ck_assert_msg(res.status == 0, "exit %d, stderr: %s", res.status, res.err);
+        double hits = field(res.json, "hits");
+        ck_assert_msg(hits > 600 && hits < 1400, "the other distribution found %g of 2000", hits);
+    }
 }
 END_TEST
 
@@ -304,9 +326,18 @@ START_TEST(test_usage_and_failures)
     ck_assert_int_eq(res.status, 0);
     ck_assert(strncmp(res.out, "tiercache-bench ", 16) == 0);
 
-    static const char *const bad[] = {
-        "--bogus",         "-d abc",          "--value-size=0", "--ratio=0:0", "-s host:0",
-        "--key-pattern=x", "--multiget=1000", "extra-argument", "-t 0",        "--protocol=binary"};
+    static const char *const bad[] = {"--bogus",
+                                      "-d abc",
+                                      "--value-size=0",
+                                      "--ratio=0:0",
+                                      "-s host:0",
+                                      "--key-pattern=x",
+                                      "--multiget=1000",
+                                      "extra-argument",
+                                      "-t 0",
+                                      "--protocol=binary",
+                                      "--distribution=random",
+                                      "-s 127.0.0.1:1="};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bench(&res, bad[i]);
         ck_assert_msg(res.status == 2, "'%s': exit %d", bad[i], res.status);

@@ -28,7 +28,8 @@
 static void defaults(struct bench_config *c)
 {
     memset(c, 0, sizeof(*c));
-    dist_init(&c->servers, DIST_MODULA);
+    dist_init(&c->servers, DIST_KETAMA);
+    c->distribution = DIST_KETAMA;
     c->threads = 1;
     c->connections = 4;
     c->pipeline = 1;
@@ -47,8 +48,13 @@ static size_t build_table(struct bench_config *c, const char **last_server, stru
 {
     size_t n = 0;
     t[n++] = OPT('s', "server", TC_OPT_STRING, "HOST:PORT",
-                 "a server; repeat it (or use commas) to spread keys over several", last_server,
-                 .default_text = "127.0.0.1:11211");
+                 "a server; repeat it (or use commas) for several; HOST:PORT=NAME gives its ketama "
+                 "name",
+                 last_server, .default_text = "127.0.0.1:11211");
+    t[n++] = OPT(0, "distribution", TC_OPT_ENUM, "D",
+                 "which server owns a key: ketama (as libmemcached's weighted ketama and "
+                 "twemproxy's ketama with hash md5) or modula (libmemcached's default)",
+                 &c->distribution, .choices = dist_mode_names, .default_text = "ketama");
     t[n++] = OPT('t', "threads", TC_OPT_UINT, "N", "client threads, each with its own event loop",
                  &c->threads, .min = 1, .max = 256, .default_text = "1");
     t[n++] = OPT('c', "connections", TC_OPT_UINT, "N", "connections per thread to each server",
@@ -208,6 +214,7 @@ static bool finish(struct bench_config *c, char *err, size_t errlen)
     }
     if (c->servers.n == 0 && dist_add(&c->servers, "127.0.0.1:11211", err, errlen) != TC_OK)
         return false;
+    dist_set_mode(&c->servers, (enum dist_mode)c->distribution);
     if (c->threads * c->connections * c->servers.n > 100000) {
         snprintf(err, errlen, "--threads x --connections x servers is over 100000 connections");
         return false;

@@ -21,6 +21,7 @@
 
 struct bench_config {
     struct dist servers;  /* -s, in command-line order */
+    int distribution;     /* enum dist_mode: which server owns a key */
     uint64_t threads;     /* -t */
     uint64_t connections; /* -c: per thread, to each server */
     uint64_t pipeline;    /* -P: operations in flight per connection */

@@ -68,6 +68,8 @@ void report_header(FILE *out, const struct bench_config *c)
             c->servers.n == 1 ? "" : "s");
     for (unsigned i = 0; i < c->servers.n; i++)
         fprintf(out, "%s%s", i ? " " : "", c->servers.servers[i].name);
+    if (c->servers.n > 1)
+        fprintf(out, ", %s", dist_mode_names[c->distribution]);
     fprintf(out, "), %llu thread%s x %llu connection%s per server, pipeline %llu, ",
             (unsigned long long)c->threads, c->threads == 1 ? "" : "s",
             (unsigned long long)c->connections, c->connections == 1 ? "" : "s",
@@ -175,13 +177,14 @@ void report_json(FILE *out, const struct bench_config *c, const struct bench_sta
         json_string(out, c->servers.servers[i].name);
     }
     fprintf(out,
-            "],\"threads\":%llu,\"connections\":%llu,\"pipeline\":%llu,\"mode\":\"%s\","
+            "],\"distribution\":\"%s\",\"threads\":%llu,\"connections\":%llu,\"pipeline\":%llu,"
+            "\"mode\":\"%s\","
             "\"target_rate\":%.1f,\"key_space\":%llu,\"key_pattern\":\"%s\","
             "\"zipf_alpha\":%g,\"value_size\":",
-            (unsigned long long)c->threads, (unsigned long long)c->connections,
-            (unsigned long long)c->pipeline, c->rate > 0 ? "open" : "closed", c->rate,
-            (unsigned long long)c->key_space, keyspace_pattern_names[c->key_pattern],
-            c->zipf_alpha);
+            dist_mode_names[c->distribution], (unsigned long long)c->threads,
+            (unsigned long long)c->connections, (unsigned long long)c->pipeline,
+            c->rate > 0 ? "open" : "closed", c->rate, (unsigned long long)c->key_space,
+            keyspace_pattern_names[c->key_pattern], c->zipf_alpha);
     json_string(out, c->value_size_spec);
     fprintf(out, ",\"ratio\":");
     json_string(out, c->ratio_spec);
