@@ -43,6 +43,8 @@ static const struct proto_str replies[PROTO_R_COUNT] = {
     [PROTO_R_SERVER_ERROR_OOM_STORE] = S("SERVER_ERROR out of memory storing object"),
     [PROTO_R_SERVER_ERROR_OOM] = S("SERVER_ERROR out of memory"),
     [PROTO_R_SERVER_ERROR_LINE_TOO_LONG] = S("SERVER_ERROR command line too long"),
+    [PROTO_R_SERVER_ERROR_OOM_GET] = S("SERVER_ERROR out of memory writing get response"),
+    [PROTO_R_SERVER_ERROR_OOM_READ] = S("SERVER_ERROR out of memory reading request"),
 };
 
 struct proto_str compose_reply(enum proto_reply r)

@@ -76,6 +76,8 @@ enum proto_reply {
     PROTO_R_SERVER_ERROR_OOM_STORE,
     PROTO_R_SERVER_ERROR_OOM,
     PROTO_R_SERVER_ERROR_LINE_TOO_LONG,
+    PROTO_R_SERVER_ERROR_OOM_GET,  /* a get's reply cannot be built (too many keys) */
+    PROTO_R_SERVER_ERROR_OOM_READ, /* a command line too long to buffer (then close) */
     PROTO_R_COUNT
 };
 

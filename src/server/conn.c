@@ -22,11 +22,48 @@
  * Read buffers are taken from a per-worker cache when input arrives and
  * given back when it has all been consumed, so idle connections hold none.
  * A value bigger than what is buffered is read straight into its item.
+ *
+ * Limits against clients that hold on to the server (checked once a second
+ * by each worker's timer, conn_check_timeouts(), except the line limits):
+ *
+ *   - Idle (--idle-timeout=N, memcached's -o idle_timeout): a connection
+ *     that is waiting for a command (CMD state: nothing to send, no busy
+ *     retry, no stream), with no complete command line for more than N
+ *     seconds (by the engine's one-second clock), is closed without a word
+ *     and counted in idle_kicks (TCP connections only, as memcached: not
+ *     on a unix socket). A command line that trickles in and never ends
+ *     does not count as a command. As memcached kicks only in
+ *     conn_read/conn_new_cmd, a connection in the middle of a value (or
+ *     swallowing one), or whose replies are waiting for the client to read
+ *     them, is never idle; unlike memcached, its idle time starts when its
+ *     last reply was sent, not when the command came (a reply that took
+ *     longer than N to read does not get the client kicked at once).
+ *   - Output (--max-conn-output=SIZE): a get-family command stops looking
+ *     up keys while the connection's unsent output is at least SIZE and
+ *     goes on as the client reads (it becomes a stream, see below), so a
+ *     connection holds at most SIZE plus one value plus one batch of other
+ *     replies. A connection whose socket has taken none of its bytes for
+ *     the stall limit (the idle timeout if set, else 10 s) while its unsent
+ *     output is at least SIZE is closed and counted in conn_output_closes.
+ *     The stall limit is measured from the later of the last byte the
+ *     socket took and the moment writing blocked, so a client that reads,
+ *     however slowly, is never closed; the idle timeout is the operator's
+ *     word for how long a connection may do nothing, and without one 10 s
+ *     is far beyond any pause of a client that is reading (a stall that
+ *     long with SIZE bytes waiting is a client that will not read).
+ *   - Lines: a line without a newline is closed at 2048 bytes unless it is
+ *     a get/gets (as memcached); a get line may grow to RBUF_MAX, past which
+ *     the client gets memcached's "SERVER_ERROR out of memory reading
+ *     request" and is closed. The newline search resumes where the last one
+ *     stopped, so a line that arrives a byte at a time costs linear time.
+ *   - Keys per multiget (--max-multiget-keys, in process.c), and -c in
+ *     server.c.
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <time.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -91,13 +128,17 @@ struct conn {
     bool close_after_write;
     bool closing;
     char addr[64];
-    cache_time_t last_cmd;
+    cache_time_t last_cmd;   /* when the last complete command line arrived */
+    cache_time_t idle_since; /* ... or, if later, its reply was sent (the idle clock) */
+    long long out_moving;    /* ms (mono_ms): the socket last took bytes, or writing blocked */
+    size_t scanned;          /* input from rstart known to hold no newline */
 
     /* a streamed reply in progress (conn_stream), NULL step if none */
     conn_stream_fn stream_step;
     void (*stream_release)(void *arg);
     void *stream_arg;
-    struct event *sev; /* runs the next slices on a later loop turn */
+    size_t stream_limit; /* step is called while the output holds less */
+    struct event *sev;   /* runs the next slices on a later loop turn */
 };
 
 struct item_ref {
@@ -164,7 +205,7 @@ void conn_create(struct worker *w, int fd)
         return;
     }
     describe_peer(fd, c->addr, sizeof(c->addr));
-    c->last_cmd = cache_now(w->srv->cache);
+    c->last_cmd = c->idle_since = cache_now(w->srv->cache);
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
@@ -294,6 +335,11 @@ size_t conn_pending_output(struct conn *c)
     return evbuffer_get_length(c->out) - c->committed;
 }
 
+size_t conn_output_queued(struct conn *c)
+{
+    return evbuffer_get_length(c->out);
+}
+
 void conn_reply(struct conn *c, enum proto_reply r)
 {
     struct proto_str s = compose_reply(r);
@@ -405,7 +451,13 @@ void conn_stream(struct conn *c, conn_stream_fn step, void (*release)(void *arg)
     c->stream_step = step;
     c->stream_release = release;
     c->stream_arg = arg;
+    c->stream_limit = STREAM_OUT_LOW;
     event_del(c->rev); /* input waits until the stream is done */
+}
+
+void conn_stream_set_limit(struct conn *c, size_t bytes)
+{
+    c->stream_limit = bytes;
 }
 
 static void end_stream(struct conn *c)
@@ -415,6 +467,7 @@ static void end_stream(struct conn *c)
     c->stream_step = NULL;
     c->stream_release = NULL;
     c->stream_arg = NULL;
+    c->idle_since = cache_now(c->w->srv->cache);
     release(arg);
     if (!c->blocked && !c->waiting)
         event_add(c->rev, NULL);
@@ -427,16 +480,19 @@ static void end_stream(struct conn *c)
  */
 static bool run_stream(struct conn *c)
 {
-    while (evbuffer_get_length(c->out) < STREAM_OUT_LOW && !c->closing) {
+    while (evbuffer_get_length(c->out) < c->stream_limit && !c->closing) {
         enum conn_stream_state st = c->stream_step(c, c->stream_arg);
-        if (st == CONN_STREAM_DONE) {
-            end_stream(c);
-            return true;
-        }
         if (st == CONN_STREAM_WAIT) {
             pause_for_retry(c);
             return false;
         }
+        c->busy_since = 0; /* the step got on: a later TC_BUSY starts its own 2 s */
+        if (st == CONN_STREAM_DONE) {
+            end_stream(c);
+            return true;
+        }
+        if (st == CONN_STREAM_YIELD)
+            return false; /* on_event() sends what there is and comes back next turn */
     }
     return false;
 }
@@ -465,6 +521,7 @@ static bool flush(struct conn *c)
         if (n > 0) {
             SCTR_ADD(c->w->st.bytes_written, (uint64_t)n);
             c->committed -= (size_t)n;
+            c->out_moving = mono_ms();
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -592,9 +649,20 @@ static void serve(struct conn *c)
         }
         size_t line_len, consumed;
         const char *line = c->rbuf + c->rstart;
-        enum proto_line st = proto_next_line(line, c->rend - c->rstart, &line_len, &consumed);
-        if (st == PROTO_LINE_NEED_MORE)
+        size_t avail = c->rend - c->rstart;
+        /* Only the bytes that arrived since the last look can hold the
+         * newline; past 2048 bytes the line was judged already. */
+        if (c->scanned > PROTO_LINE_MAX_NO_NEWLINE &&
+            (c->scanned >= avail || memchr(line + c->scanned, '\n', avail - c->scanned) == NULL)) {
+            c->scanned = avail;
             return;
+        }
+        enum proto_line st = proto_next_line(line, avail, &line_len, &consumed);
+        if (st == PROTO_LINE_NEED_MORE) {
+            c->scanned = avail;
+            return;
+        }
+        c->scanned = 0;
         if (st == PROTO_LINE_CLOSE) {
             if (tc_log_get_level() >= TC_LOG_DEBUG)
                 tc_log(TC_LOG_DEBUG, "<%d line too long without a newline: closing", c->fd);
@@ -605,7 +673,7 @@ static void serve(struct conn *c)
         size_t out_mark = evbuffer_get_length(c->out);
         c->rstart += consumed;
         served++;
-        c->last_cmd = cache_now(c->w->srv->cache);
+        c->last_cmd = c->idle_since = cache_now(c->w->srv->cache);
         if (tc_log_get_level() >= TC_LOG_DEBUG)
             tc_log(TC_LOG_DEBUG, "<%d %.*s", c->fd, (int)(line_len > 200 ? 200 : line_len), line);
         struct proto_lru lru;
@@ -634,7 +702,8 @@ static void serve(struct conn *c)
     }
 }
 
-/* One read. Returns 1 on data, 0 on nothing (EAGAIN), -1 on EOF or error. */
+/* One read. Returns 1 on data, 0 on nothing (EAGAIN), -1 on EOF or error,
+ * -2 when a command line outgrew RBUF_MAX. */
 static int read_input(struct conn *c)
 {
     if (!rbuf_get(c)) {
@@ -665,7 +734,7 @@ static int read_input(struct conn *c)
         /* A full buffer without a complete line: only multigets get here. */
         if (c->rsize >= RBUF_MAX) {
             tc_log(TC_LOG_INFO, "<%d command line longer than %u bytes: closing", c->fd, RBUF_MAX);
-            return -1;
+            return -2;
         }
         char *nb = realloc(c->rbuf, c->rsize * 2);
         if (nb == NULL)
@@ -691,16 +760,21 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
 
     if (what & EV_WRITE) {
-        if (!flush(c)) {
-            event_add(c->wev, NULL);
-            return;
+        if (flush(c)) {
+            c->blocked = false;
+            c->idle_since = cache_now(c->w->srv->cache); /* waiting for a command from now */
+            if (!c->closing && !c->close_after_write && !c->waiting && c->stream_step == NULL)
+                event_add(c->rev, NULL);
         }
-        c->blocked = false;
-        if (!c->closing && !c->close_after_write && !c->waiting && c->stream_step == NULL)
-            event_add(c->rev, NULL);
     } else if (what & EV_READ) {
         int r = read_input(c);
-        if (r < 0) {
+        if (r == -2) {
+            /* What memcached answers when its buffer for a multiget line
+             * cannot grow; then it closes. */
+            conn_reply(c, PROTO_R_SERVER_ERROR_OOM_READ);
+            conn_commit(c);
+            c->closing = true;
+        } else if (r < 0) {
             conn_free(c);
             return;
         }
@@ -715,6 +789,17 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
          * them if the client goes away before the value is complete. */
         if (c->state == CONN_CMD && !c->closing)
             conn_commit(c);
+    } else if (c->blocked && c->stream_step != NULL && c->stream_limit != SIZE_MAX && !c->waiting &&
+               !c->closing) {
+        /* The socket is full, but a stream goes on filling the output up
+         * to its limit (a slice per loop turn): a client that reads,
+         * however slowly, always has bytes waiting, and one that does not
+         * read reaches the limit (for a multiget, --max-conn-output, where
+         * conn_check_timeouts() closes it). Without a limit it waits for
+         * the socket instead. Commands after the stream wait. */
+        run_stream(c);
+        if (c->state == CONN_CMD && !c->closing)
+            conn_commit(c);
     }
     if (c->closing) {
         /* As memcached: replies not yet sent are dropped with the connection. */
@@ -725,9 +810,13 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     if (!flush(c)) {
         if (!c->blocked) {
             c->blocked = true;
+            c->out_moving = mono_ms(); /* the stall starts now */
             event_del(c->rev);
-            event_add(c->wev, NULL);
         }
+        event_add(c->wev, NULL);
+        if (c->stream_step != NULL && c->stream_limit != SIZE_MAX && !c->waiting &&
+            evbuffer_get_length(c->out) < c->stream_limit)
+            event_active(c->sev, EV_TIMEOUT, 1); /* fill up further on the next turn */
         return;
     }
     if (c->closing || c->close_after_write) {
@@ -744,8 +833,8 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
         event_active(c->sev, EV_TIMEOUT, 1);
         return;
     }
-    if (c->state == CONN_CMD && !c->waiting)
-        rbuf_put(c);
+    if (c->state == CONN_CMD && !c->waiting && c->stream_step == NULL)
+        rbuf_put(c); /* (a multiget stream reads its keys from the buffer) */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -773,5 +862,47 @@ void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg)
                             : c->state == CONN_SWALLOW ? "conn_swallow"
                                                        : "conn_waiting";
         emit(arg, c->fd, c->addr, state, now > c->last_cmd ? now - c->last_cmd : 0);
+    }
+}
+
+/* Waiting for the client's next command, as memcached's conn_read and
+ * conn_new_cmd: nothing to send, no value arriving, no retry, no stream. */
+static bool waits_for_command(const struct conn *c)
+{
+    return c->state == CONN_CMD && !c->blocked && !c->waiting && c->stream_step == NULL &&
+           !c->close_after_write && !c->closing;
+}
+
+void conn_check_timeouts(struct worker *w)
+{
+    const struct server_settings *set = w->srv->set;
+    cache_time_t now = cache_now(w->srv->cache);
+    uint64_t idle = set->unix_socket == NULL ? set->idle_timeout : 0; /* TCP only, as memcached */
+    uint64_t cap = set->max_conn_output;
+    long long stall_ms = (long long)settings_output_stall_secs(set) * 1000;
+    long long now_ms = mono_ms();
+    struct conn *next;
+    for (struct conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (idle > 0 && waits_for_command(c) && now > c->idle_since && now - c->idle_since > idle) {
+            if (tc_log_get_level() >= TC_LOG_DEBUG)
+                tc_log(TC_LOG_DEBUG, "<%d idle for %u s: closing", c->fd,
+                       (unsigned)(now - c->idle_since));
+            SCTR_INC(w->st.idle_kicks);
+            conn_free(c);
+            continue;
+        }
+        size_t queued = evbuffer_get_length(c->out);
+        if (cap > 0 && c->blocked && queued >= cap && now_ms - c->out_moving >= stall_ms) {
+            tc_log(TC_LOG_INFO,
+                   "<%d %s has taken none of its %zu queued reply bytes for %lld ms: closing",
+                   c->fd, c->addr, queued, now_ms - c->out_moving);
+            SCTR_INC(w->st.conn_output_closes);
+            /* Reset, not FIN: what the kernel holds for this client is
+             * freed now rather than offered to it for minutes. */
+            struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+            conn_free(c);
+        }
     }
 }

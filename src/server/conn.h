@@ -35,6 +35,10 @@ void conn_write(struct conn *c, const void *data, size_t n);
  * still hold unsent (it sends after get-family commands and mn). */
 size_t conn_pending_output(struct conn *c);
 
+/* Bytes of replies queued and not yet written to the socket, committed or
+ * not (what --max-conn-output caps). */
+size_t conn_output_queued(struct conn *c);
+
 /* Append a fixed reply line. */
 void conn_reply(struct conn *c, enum proto_reply r);
 
@@ -110,11 +114,29 @@ void conn_foreach(struct worker *w, conn_stats_fn emit, void *arg);
  * streamed one are served.
  */
 enum conn_stream_state {
-    CONN_STREAM_MORE, /* appended a slice; call again */
-    CONN_STREAM_WAIT, /* nothing to append yet: call again in a moment */
-    CONN_STREAM_DONE, /* the reply is complete */
+    CONN_STREAM_MORE,  /* appended a slice; call again */
+    CONN_STREAM_YIELD, /* appended a slice; call again after the worker's other connections */
+    CONN_STREAM_WAIT,  /* nothing to append yet: call again in a moment */
+    CONN_STREAM_DONE,  /* the reply is complete */
 };
 typedef enum conn_stream_state (*conn_stream_fn)(struct conn *c, void *arg);
 void conn_stream(struct conn *c, conn_stream_fn step, void (*release)(void *arg), void *arg);
+
+/*
+ * After conn_stream(): call step while the output holds less than `bytes`
+ * (instead of a few tens of KiB; SIZE_MAX: whatever it holds). The step
+ * itself should stop appending once the output reaches it. A multiget
+ * streams with the --max-conn-output cap as its limit.
+ */
+void conn_stream_set_limit(struct conn *c, size_t bytes);
+
+/*
+ * Once a second, on the worker's thread (its timer, see server.c): close
+ * the connections that have been idle longer than --idle-timeout, and
+ * those whose unsent output has reached --max-conn-output while the client
+ * took no byte of it for the stall limit (settings_output_stall_secs()).
+ * The exact rules are at the top of conn.c.
+ */
+void conn_check_timeouts(struct worker *w);
 
 #endif

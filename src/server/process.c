@@ -10,6 +10,8 @@
  */
 #include "process.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compose.h"
@@ -26,34 +28,150 @@ static void reply(struct conn *c, bool noreply, enum proto_reply r)
         conn_reply(c, r);
 }
 
-static bool process_get(struct conn *c, const struct request *req)
+/*
+ * Multigets. Before any key is looked up the line is checked whole: past
+ * --max-multiget-keys keys it is refused with memcached's reply for a get
+ * it cannot build, and a key over 250 bytes makes memcached's CLIENT_ERROR
+ * after the keys before it were looked up (their values dropped, as
+ * memcached drops them); whichever comes first in the line decides. A line
+ * that passes is served in slices (GET_KEYS_PER_TURN keys or
+ * GET_BYTES_PER_TURN bytes of values, whichever comes first), and stops
+ * while the connection's unsent output is at --max-conn-output: the rest of
+ * it then runs as a stream (conn_stream), after the worker's other
+ * connections and as the client reads. Nothing can fail after the first
+ * slice, so replies already sent are never taken back.
+ */
+#define GET_KEYS_PER_TURN  256
+#define GET_BYTES_PER_TURN (256u << 10) /* copies of small values: ~50 us */
+
+struct get_job {
+    const char *pos, *end; /* keys not looked up yet (in the connection's read buffer) */
+    cache_time_t exptime;  /* gat/gats */
+    bool touch, with_cas;
+};
+
+enum get_progress { GET_DONE, GET_PAUSED, GET_BUSY };
+
+/* Look up keys from job->pos on and append their values, until the line
+ * is done, a slice was looked up, or the output reached the cap. GET_BUSY:
+ * the engine had no room yet (retry job->pos later). */
+static enum get_progress get_keys(struct conn *c, struct get_job *job)
 {
     struct worker *w = conn_worker(c);
-    bool touch = req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS;
-    bool with_cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS;
-    cache_time_t exptime = touch ? cache_realtime(w->srv->cache, req->exptime) : 0;
-
-    const char *pos = req->keys;
+    size_t cap = (size_t)w->srv->set->max_conn_output;
+    size_t start = conn_output_queued(c);
+    unsigned looked_up = 0;
     struct proto_token key;
-    while (proto_next_key(&pos, req->keys_end, &key)) {
-        if (key.n > PROTO_KEY_MAX) {
-            /* memcached drops every reply not yet sent, then errors. */
-            conn_discard_output(c);
-            conn_reply(c, PROTO_R_CLIENT_ERROR_FORMAT);
-            return true;
+    for (;;) {
+        const char *at = job->pos;
+        if (!proto_next_key(&job->pos, job->end, &key))
+            return GET_DONE;
+        size_t queued = conn_output_queued(c);
+        if (looked_up == GET_KEYS_PER_TURN || queued - start >= GET_BYTES_PER_TURN ||
+            (cap > 0 && queued >= cap)) {
+            job->pos = at;
+            return GET_PAUSED;
         }
         struct item *it;
-        tc_status_e st = touch ? cache_get_touch(w->cw, key.s, key.n, exptime, &it)
-                               : cache_get(w->cw, key.s, key.n, &it);
-        if (st == TC_BUSY && conn_retry_later(c))
-            return false; /* the whole line runs again; its output so far is dropped */
+        tc_status_e st = job->touch ? cache_get_touch(w->cw, key.s, key.n, job->exptime, &it)
+                                    : cache_get(w->cw, key.s, key.n, &it);
+        if (st == TC_BUSY && conn_retry_later(c)) {
+            job->pos = at;
+            return GET_BUSY;
+        }
+        looked_up++;
         if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
             prefix_record_get(w->srv->prefix, key.s, key.n, st == TC_OK);
         if (st == TC_OK)
-            conn_write_value(c, it, with_cas);
+            conn_write_value(c, it, job->with_cas);
     }
-    conn_reply(c, PROTO_R_END);
-    conn_commit(c); /* memcached sends after every get */
+}
+
+static enum conn_stream_state get_step(struct conn *c, void *arg)
+{
+    switch (get_keys(c, arg)) {
+    case GET_DONE:
+        conn_reply(c, PROTO_R_END);
+        conn_commit(c);
+        return CONN_STREAM_DONE;
+    case GET_BUSY:
+        return CONN_STREAM_WAIT; /* the same key again in a moment */
+    case GET_PAUSED:
+        break;
+    }
+    return CONN_STREAM_YIELD;
+}
+
+/* The line has a key over 250 bytes: look up the keys before it (gat
+ * touches them), drop every reply not yet sent, then the error. */
+static bool get_bad_key(struct conn *c, struct get_job *job)
+{
+    struct worker *w = conn_worker(c);
+    struct proto_token key;
+    while (proto_next_key(&job->pos, job->end, &key) && key.n <= PROTO_KEY_MAX) {
+        struct item *it;
+        tc_status_e st = job->touch ? cache_get_touch(w->cw, key.s, key.n, job->exptime, &it)
+                                    : cache_get(w->cw, key.s, key.n, &it);
+        if (st == TC_BUSY && conn_retry_later(c))
+            return false; /* the whole line runs again */
+        if (atomic_load_explicit(&w->srv->detail_enabled, memory_order_relaxed))
+            prefix_record_get(w->srv->prefix, key.s, key.n, st == TC_OK);
+        if (st == TC_OK)
+            cache_item_unref(w->srv->cache, it);
+    }
+    conn_discard_output(c);
+    conn_reply(c, PROTO_R_CLIENT_ERROR_FORMAT);
+    return true;
+}
+
+static bool process_get(struct conn *c, const struct request *req)
+{
+    struct worker *w = conn_worker(c);
+    struct get_job job = {
+        .pos = req->keys,
+        .end = req->keys_end,
+        .touch = req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS,
+        .with_cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS,
+    };
+    job.exptime = job.touch ? cache_realtime(w->srv->cache, req->exptime) : 0;
+
+    uint64_t max_keys = w->srv->set->max_multiget_keys;
+    uint64_t nkeys = 0;
+    const char *pos = job.pos;
+    struct proto_token key;
+    while (proto_next_key(&pos, job.end, &key)) {
+        if (key.n > PROTO_KEY_MAX)
+            return get_bad_key(c, &job);
+        if (max_keys > 0 && ++nkeys > max_keys) {
+            /* memcached's answer to a get whose reply it cannot build: it
+             * drops the replies not yet sent, as for a bad key. */
+            SCTR_INC(w->st.get_too_many_keys);
+            conn_discard_output(c);
+            conn_reply(c, PROTO_R_SERVER_ERROR_OOM_GET);
+            return true;
+        }
+    }
+
+    switch (get_keys(c, &job)) {
+    case GET_BUSY:
+        return false; /* the whole line runs again; its output so far is dropped */
+    case GET_DONE:
+        conn_reply(c, PROTO_R_END);
+        conn_commit(c); /* memcached sends after every get */
+        return true;
+    case GET_PAUSED:
+        break;
+    }
+    struct get_job *rest = malloc(sizeof(*rest));
+    if (rest == NULL) {
+        conn_close_now(c); /* a half-sent get cannot be answered otherwise */
+        return true;
+    }
+    *rest = job;
+    conn_commit(c); /* what is queued goes out while the rest is looked up */
+    conn_stream(c, get_step, free, rest);
+    size_t cap = (size_t)w->srv->set->max_conn_output;
+    conn_stream_set_limit(c, cap > 0 ? cap : SIZE_MAX);
     return true;
 }
 

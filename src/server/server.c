@@ -3,9 +3,15 @@
  *
  * The main thread accepts connections and hands each to a worker, round
  * robin, through the worker's queue and eventfd. Past -c connections, a new
- * client gets memcached's "ERROR Too many open connections" and is closed.
- * When accept() runs out of file descriptors, accepting pauses for 100 ms
- * (counted in listen_disabled_num) instead of spinning.
+ * client gets memcached's "ERROR Too many open connections" and is closed
+ * (counted in rejected_connections). At start the open files limit is
+ * raised (up to its hard limit) to -c plus what the server itself needs, so
+ * that -c, not the limit, turns clients away; when accept() runs out of
+ * file descriptors anyway, accepting pauses for 100 ms (counted in
+ * listen_disabled_num) instead of spinning.
+ *
+ * Each worker has a one-second timer for the connection limits that need a
+ * clock (--idle-timeout, --max-conn-output: conn_check_timeouts()).
  *
  * Stopping: SIGTERM, SIGINT or the shutdown command (which signals the
  * process, as memcached does) end the main loop; then the listener closes,
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -103,6 +110,13 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_check_timeouts(arg);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -133,6 +147,14 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id)
         tc_log(TC_LOG_ERROR, "cannot set up worker %u: out of memory", id);
         return -1;
     }
+    if (srv->set->idle_timeout > 0 || srv->set->max_conn_output > 0) {
+        struct timeval second = {1, 0};
+        w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        if (w->tick_ev == NULL || event_add(w->tick_ev, &second) != 0) {
+            tc_log(TC_LOG_ERROR, "cannot set up worker %u: out of memory", id);
+            return -1;
+        }
+    }
     int err = pthread_create(&w->thread, NULL, worker_main, w);
     if (err != 0) {
         tc_log(TC_LOG_ERROR, "cannot start worker %u: %s", id, strerror(err));
@@ -147,6 +169,8 @@ static void worker_deinit(struct worker *w)
     cache_worker_destroy(&w->cw);
     if (w->notify_ev != NULL)
         event_free(w->notify_ev);
+    if (w->tick_ev != NULL)
+        event_free(w->tick_ev);
     if (w->base != NULL)
         event_base_free(w->base);
     if (w->notify_fd >= 0)
@@ -343,13 +367,49 @@ static void inject_faults_from_env(struct server *srv)
     cache_flash_fault_inject(srv->cache, nth, err, count);
 }
 
+/*
+ * File descriptors the server uses besides its clients: stdio, the
+ * listener, an epoll fd and an eventfd per worker and the main loop's, the
+ * data dir (LMDB's data and lock files, our lock, the filter snapshot),
+ * the log, and one to accept and turn away a client past -c.
+ */
+static uint64_t fds_needed(const struct server_settings *set)
+{
+    return set->conn_limit + 2 * set->threads + 64;
+}
+
+/* Raise the soft open-files limit so that -c connections fit (memcached
+ * sets it to -c, and exits if it cannot; we warn and go on, as the accept
+ * pause above still keeps the server up). */
+static void raise_fd_limit(const struct server_settings *set)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)fds_needed(set);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        tc_log(TC_LOG_WARN,
+               "the open files limit (%llu) is below what -c %llu needs (%llu): clients past "
+               "it will wait to be accepted rather than be turned away",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)set->conn_limit,
+               (unsigned long long)want);
+}
+
 int server_init(struct server *srv, struct server_settings *set)
 {
     memset(srv, 0, sizeof(*srv));
     srv->set = set;
     srv->listen_fd = -1;
     srv->verbosity = set->verbose > 2 ? 2 : set->verbose;
+    pthread_mutex_init(&srv->base_lock, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(set);
 
     struct cache_options co;
     cache_options_default(&co);
@@ -476,4 +536,5 @@ void server_deinit(struct server *srv)
     prefix_stats_destroy(&srv->prefix);
     if (srv->set->pid_file != NULL)
         unlink(srv->set->pid_file);
+    pthread_mutex_destroy(&srv->base_lock);
 }

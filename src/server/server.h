@@ -32,7 +32,17 @@ typedef _Atomic uint64_t sctr_t;
 
 struct worker_stats {
     sctr_t bytes_read, bytes_written, conn_yields, cmd_meta;
-    sctr_t read_buf_count;
+    sctr_t idle_kicks;         /* closed by --idle-timeout */
+    sctr_t conn_output_closes; /* closed at --max-conn-output, not reading */
+    sctr_t get_too_many_keys;  /* gets refused by --max-multiget-keys */
+    sctr_t read_buf_count;     /* a gauge: buffers allocated now */
+};
+
+/* The workers' counters summed (stats.c), and their sums at the last
+ * `stats reset`, which reads subtract (counters only grow, as the engine's). */
+struct worker_totals {
+    uint64_t bytes_read, bytes_written, conn_yields, cmd_meta;
+    uint64_t idle_kicks, conn_output_closes, get_too_many_keys;
 };
 
 struct worker {
@@ -43,6 +53,7 @@ struct worker {
     struct event_base *base;
     int notify_fd; /* eventfd: new connections or stop */
     struct event *notify_ev;
+    struct event *tick_ev; /* once a second: idle and output limits (conn_check_timeouts) */
     pthread_mutex_t queue_lock;
     struct handoff *queue_head, *queue_tail;
     bool stopping;
@@ -69,6 +80,9 @@ struct server {
 
     _Atomic uint64_t curr_conns, total_conns, rejected_conns, listen_disabled_num;
     _Atomic uint64_t base_total_conns, base_rejected_conns; /* at `stats reset` */
+    _Atomic uint64_t base_listen_disabled;
+    pthread_mutex_t base_lock; /* guards base_workers (stats reset vs. stats) */
+    struct worker_totals base_workers;
     _Atomic int verbosity;
     _Atomic bool detail_enabled;
     struct prefix_stats *prefix; /* `stats detail` counters */

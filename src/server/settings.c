@@ -4,6 +4,7 @@
  */
 #include "settings.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,9 @@ static void defaults(struct server_settings *s)
         .chunk_min = 48,
         .backlog = 1024,
         .reqs_per_event = 20,
+        .idle_timeout = 0,
+        .max_conn_output = 64 * MIB,
+        .max_multiget_keys = 100000,
     };
 }
 
@@ -91,6 +95,19 @@ static size_t build_table(struct server_settings *s, struct tc_option *t)
                  .min = 1, .max = 1 << 20, .default_text = "20");
     t[n++] =
         OPT('P', "pid-file", TC_OPT_STRING, "FILE", "write the process id to FILE", &s->pid_file);
+    t[n++] = OPT(0, "idle-timeout", TC_OPT_UINT, "SEC",
+                 "close a connection idle SEC seconds (no command; not mid-value or while "
+                 "replies wait); 0 = never; -o idle_timeout=SEC",
+                 &s->idle_timeout, .min = 0, .max = UINT32_MAX, .default_text = "0");
+    t[n++] =
+        OPT(0, "max-conn-output", TC_OPT_SIZE, "SIZE",
+            "unsent replies per connection: gets pause there, and a client that takes "
+            "none for the idle timeout (or 10 s) is closed; 0 = no cap",
+            &s->max_conn_output, .min = 0, .max = 1ULL << 40, .unit = 1, .default_text = "64m");
+    t[n++] = OPT(0, "max-multiget-keys", TC_OPT_UINT, "N",
+                 "most keys in one get/gets/gat/gats (more: \"SERVER_ERROR out of memory "
+                 "writing get response\"); 0 = no limit",
+                 &s->max_multiget_keys, .min = 0, .max = UINT32_MAX, .default_text = "100000");
     return n;
 }
 
@@ -125,6 +142,11 @@ int settings_parse(struct server_settings *s, int argc, char **argv)
         return -1;
     }
     return 0;
+}
+
+uint64_t settings_output_stall_secs(const struct server_settings *s)
+{
+    return s->idle_timeout > 0 ? s->idle_timeout : SETTINGS_OUTPUT_STALL_DEFAULT;
 }
 
 void settings_report(const struct server_settings *s, int verbosity, uint16_t bound_port,
@@ -169,10 +191,12 @@ void settings_report(const struct server_settings *s, int verbosity, uint16_t bo
     emit(arg, "hot_lru_pct", "20");
     emit(arg, "warm_lru_pct", "40");
     emit(arg, "temp_lru", "no");
-    emit(arg, "idle_timeout", "0");
+    EMITU("idle_timeout", s->idle_timeout);
     emit(arg, "data_dir", s->flash_size > 0 ? s->data_dir : "NULL");
     EMITU("flash_size", s->flash_size);
     emit(arg, "flash_sync", flash_sync_names[s->flash_sync]);
     EMITU("flash_min_ttl", s->flash_min_ttl);
+    EMITU("max_conn_output", s->max_conn_output);
+    EMITU("max_multiget_keys", s->max_multiget_keys);
 #undef EMITU
 }

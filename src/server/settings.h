@@ -32,7 +32,17 @@ struct server_settings {
     uint64_t backlog;
     uint64_t reqs_per_event;
     const char *pid_file;
+    uint64_t idle_timeout;      /* seconds without a command before a close; 0 = never */
+    uint64_t max_conn_output;   /* bytes of unsent replies per connection; 0 = no cap */
+    uint64_t max_multiget_keys; /* keys in one get/gets/gat/gats line; 0 = no limit */
 };
+
+/* How long a connection at the output cap may go without the client taking
+ * a byte before it is closed, when no idle timeout is set (see conn.c). */
+#define SETTINGS_OUTPUT_STALL_DEFAULT 10
+
+/* The output stall limit in seconds: the idle timeout if set, else the default. */
+uint64_t settings_output_stall_secs(const struct server_settings *s);
 
 /*
  * Parse argv into *s (defaults first). Returns 0 to run, 1 after printing

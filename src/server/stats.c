@@ -86,19 +86,47 @@ static void tiers(struct out *o, struct server *srv)
     U("spills", t.spills);
 }
 
+/* The workers' counters, summed. */
+static void worker_totals_get(struct server *srv, struct worker_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker_stats *ws = &srv->workers[i].st;
+        t->bytes_read += SCTR_GET(ws->bytes_read);
+        t->bytes_written += SCTR_GET(ws->bytes_written);
+        t->conn_yields += SCTR_GET(ws->conn_yields);
+        t->cmd_meta += SCTR_GET(ws->cmd_meta);
+        t->idle_kicks += SCTR_GET(ws->idle_kicks);
+        t->conn_output_closes += SCTR_GET(ws->conn_output_closes);
+        t->get_too_many_keys += SCTR_GET(ws->get_too_many_keys);
+    }
+}
+
+/* The counters since the last `stats reset`. */
+static void worker_totals_since_reset(struct server *srv, struct worker_totals *t)
+{
+    worker_totals_get(srv, t);
+    pthread_mutex_lock(&srv->base_lock);
+    struct worker_totals b = srv->base_workers;
+    pthread_mutex_unlock(&srv->base_lock);
+    t->bytes_read -= b.bytes_read;
+    t->bytes_written -= b.bytes_written;
+    t->conn_yields -= b.conn_yields;
+    t->cmd_meta -= b.cmd_meta;
+    t->idle_kicks -= b.idle_kicks;
+    t->conn_output_closes -= b.conn_output_closes;
+    t->get_too_many_keys -= b.get_too_many_keys;
+}
+
 static void general(struct out *o, struct server *srv)
 {
     struct cache_stats cs;
     cache_stats_get(srv->cache, &cs);
-    uint64_t bytes_read = 0, bytes_written = 0, conn_yields = 0, rbufs = 0, cmd_meta = 0;
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        struct worker_stats *ws = &srv->workers[i].st;
-        bytes_read += SCTR_GET(ws->bytes_read);
-        bytes_written += SCTR_GET(ws->bytes_written);
-        conn_yields += SCTR_GET(ws->conn_yields);
-        cmd_meta += SCTR_GET(ws->cmd_meta);
-        rbufs += SCTR_GET(ws->read_buf_count);
-    }
+    struct worker_totals wt;
+    worker_totals_since_reset(srv, &wt);
+    uint64_t rbufs = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        rbufs += SCTR_GET(srv->workers[i].st.read_buf_count);
     cache_time_t now = cache_now(srv->cache);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -122,7 +150,7 @@ static void general(struct out *o, struct server *srv)
     U("cmd_set", cs.set_cmds);
     U("cmd_flush", cs.flush_cmds);
     U("cmd_touch", cs.touch_hits + cs.touch_misses);
-    U("cmd_meta", cmd_meta); /* memcached 1.6.18 counts `me` only */
+    U("cmd_meta", wt.cmd_meta); /* memcached 1.6.18 counts `me` only */
     U("get_hits", cs.get_hits);
     U("get_misses", cs.get_misses);
     U("get_expired", cs.get_expired);
@@ -142,13 +170,15 @@ static void general(struct out *o, struct server *srv)
     U("store_no_memory", cs.store_no_memory);
     U("auth_cmds", 0);
     U("auth_errors", 0);
-    U("bytes_read", bytes_read);
-    U("bytes_written", bytes_written);
+    U("idle_kicks", wt.idle_kicks);
+    U("bytes_read", wt.bytes_read);
+    U("bytes_written", wt.bytes_written);
     U("limit_maxbytes", cs.limit_maxbytes);
     U("accepting_conns", 1);
-    U("listen_disabled_num", atomic_load(&srv->listen_disabled_num));
+    U("listen_disabled_num",
+      atomic_load(&srv->listen_disabled_num) - atomic_load(&srv->base_listen_disabled));
     U("threads", srv->nworkers);
-    U("conn_yields", conn_yields);
+    U("conn_yields", wt.conn_yields);
     U("hash_power_level", cs.hash_power_level);
     U("hash_bytes", cs.hash_bytes);
     U("hash_is_expanding", cs.hash_is_expanding ? 1 : 0);
@@ -171,6 +201,9 @@ static void general(struct out *o, struct server *srv)
     U("moves_within_lru", cs.moves_within_lru);
     U("direct_reclaims", cs.direct_reclaims);
     U("total_malloced", cs.total_malloced);
+    /* ours: the other connection limits (idle_kicks is above, where memcached has it) */
+    U("conn_output_closes", wt.conn_output_closes);
+    U("get_too_many_keys", wt.get_too_many_keys);
     tiers(o, srv);
 }
 
@@ -292,6 +325,14 @@ void stats_write(struct conn *c, enum proto_stats_kind kind)
         prefix_clear(srv->prefix);
         atomic_store(&srv->base_total_conns, atomic_load(&srv->total_conns));
         atomic_store(&srv->base_rejected_conns, atomic_load(&srv->rejected_conns));
+        atomic_store(&srv->base_listen_disabled, atomic_load(&srv->listen_disabled_num));
+        {
+            struct worker_totals now;
+            worker_totals_get(srv, &now);
+            pthread_mutex_lock(&srv->base_lock);
+            srv->base_workers = now;
+            pthread_mutex_unlock(&srv->base_lock);
+        }
         conn_reply(c, PROTO_R_RESET);
         return;
     case PROTO_STATS_SETTINGS:

@@ -49,6 +49,9 @@ START_TEST(test_reply_texts)
     ck_reply_bytes(PROTO_R_SERVER_ERROR_OOM_STORE, "SERVER_ERROR out of memory storing object\r\n");
     ck_reply_bytes(PROTO_R_SERVER_ERROR_OOM, "SERVER_ERROR out of memory\r\n");
     ck_reply_bytes(PROTO_R_SERVER_ERROR_LINE_TOO_LONG, "SERVER_ERROR command line too long\r\n");
+    ck_reply_bytes(PROTO_R_SERVER_ERROR_OOM_GET,
+                   "SERVER_ERROR out of memory writing get response\r\n");
+    ck_reply_bytes(PROTO_R_SERVER_ERROR_OOM_READ, "SERVER_ERROR out of memory reading request\r\n");
 }
 END_TEST
 
