@@ -16,7 +16,7 @@
  * Stopping: SIGTERM, SIGINT or the shutdown command (which signals the
  * process, as memcached does) end the main loop; then the listener closes,
  * each worker closes its connections and exits its loop, and the engine is
- * destroyed. Exit code 0.
+ * destroyed. Exit code 0. SIGUSR1 does the same; SIGHUP is ignored.
  */
 #include "server.h"
 
@@ -409,6 +409,9 @@ int server_init(struct server *srv, struct server_settings *set)
     srv->verbosity = set->verbose > 2 ? 2 : set->verbose;
     pthread_mutex_init(&srv->base_lock, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A hangup (a closed terminal, a mistaken `kill -HUP`) must not kill the
+     * server without its graceful stop: memcached does not die of it either. */
+    signal(SIGHUP, SIG_IGN);
     raise_fd_limit(set);
 
     struct cache_options co;
@@ -417,6 +420,7 @@ int server_init(struct server *srv, struct server_settings *set)
     co.item_size_max = (uint32_t)set->item_size_max;
     co.growth_factor = set->growth_factor;
     co.chunk_min = (uint32_t)set->chunk_min;
+    co.no_rebalance = set->slab_automove == 0;
     if (set->flash_size > 0) {
         co.flash_dir = set->data_dir;
         co.flash_size = set->flash_size;

@@ -32,6 +32,7 @@ static void defaults(struct server_settings *s)
         .chunk_min = 48,
         .backlog = 1024,
         .reqs_per_event = 20,
+        .slab_automove = 1,
         .idle_timeout = 0,
         .max_conn_output = 64 * MIB,
         .max_multiget_keys = 100000,
@@ -95,6 +96,10 @@ static size_t build_table(struct server_settings *s, struct tc_option *t)
                  .min = 1, .max = 1 << 20, .default_text = "20");
     t[n++] =
         OPT('P', "pid-file", TC_OPT_STRING, "FILE", "write the process id to FILE", &s->pid_file);
+    t[n++] = OPT(0, "slab-automove", TC_OPT_UINT, "N",
+                 "move slab pages to the classes short of memory as item sizes shift (1), or "
+                 "never (0); -o slab_automove=N",
+                 &s->slab_automove, .min = 0, .max = 1, .default_text = "1");
     t[n++] = OPT(0, "idle-timeout", TC_OPT_UINT, "SEC",
                  "close a connection idle SEC seconds (no command; not mid-value or while "
                  "replies wait); 0 = never; -o idle_timeout=SEC",
@@ -179,8 +184,8 @@ void settings_report(const struct server_settings *s, int verbosity, uint16_t bo
     emit(arg, "auth_enabled_ascii", "no");
     EMITU("item_size_max", s->item_size_max);
     emit(arg, "maxconns_fast", "yes");
-    emit(arg, "slab_reassign", "no");
-    emit(arg, "slab_automove", "0");
+    emit(arg, "slab_reassign", "yes");
+    EMITU("slab_automove", s->slab_automove);
     EMITU("slab_chunk_max", 512 * 1024);
     emit(arg, "lru_crawler", "yes");
     emit(arg, "flush_enabled", "yes");

@@ -35,6 +35,7 @@ struct server_settings {
     uint64_t idle_timeout;      /* seconds without a command before a close; 0 = never */
     uint64_t max_conn_output;   /* bytes of unsent replies per connection; 0 = no cap */
     uint64_t max_multiget_keys; /* keys in one get/gets/gat/gats line; 0 = no limit */
+    uint64_t slab_automove;     /* 1: slab pages move between classes; 0: never */
 };
 
 /* How long a connection at the output cap may go without the client taking

@@ -182,6 +182,16 @@ static void general(struct out *o, struct server *srv)
     U("hash_power_level", cs.hash_power_level);
     U("hash_bytes", cs.hash_bytes);
     U("hash_is_expanding", cs.hash_is_expanding ? 1 : 0);
+    /* memcached's slab mover counters; evictions_nomem counts the items a
+     * page move took out of RAM (to flash first when there is a tier) */
+    U("slab_reassign_rescues", 0);
+    U("slab_reassign_chunk_rescues", 0);
+    U("slab_reassign_evictions_nomem", cs.slab_reassign_evictions);
+    U("slab_reassign_inline_reclaim", 0);
+    U("slab_reassign_busy_items", 0);
+    U("slab_reassign_busy_deletes", 0);
+    U("slab_reassign_running", cs.slab_reassign_running ? 1 : 0);
+    U("slabs_moved", cs.slabs_moved);
     U("lru_crawler_starts", cs.lru_crawler_starts);
     U("lru_maintainer_juggles", cs.lru_maintainer_juggles);
     U("malloc_fails", cs.malloc_fails);
@@ -204,6 +214,7 @@ static void general(struct out *o, struct server *srv)
     /* ours: the other connection limits (idle_kicks is above, where memcached has it) */
     U("conn_output_closes", wt.conn_output_closes);
     U("get_too_many_keys", wt.get_too_many_keys);
+    U("slab_reassign_abandoned", cs.slab_reassign_abandoned); /* moves given up (items held) */
     tiers(o, srv);
 }
 

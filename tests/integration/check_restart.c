@@ -883,6 +883,32 @@ START_TEST(test_locked)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- hangup */
+
+/* SIGHUP (a closed terminal, a stray kill -HUP) does not stop the server:
+ * left to its default it would kill it without the graceful stop, losing
+ * what was only in RAM. */
+START_TEST(test_sighup_ignored)
+{
+    const char *opts[] = {"-m", "8", "-t", "2", FLASH_BIG, NULL};
+    struct ft_server s;
+    rs_init(&s, "hup");
+    rs_start(&s, opts);
+    struct rec want[50], got[50];
+    set_range(s.ts.port, "hup", 0, 50, 1, shape_1k, want);
+    ck_assert_int_eq(kill(s.ts.pid, SIGHUP), 0);
+    expect_serving(s.ts.port, "hup:after"); /* a round trip after the signal was delivered */
+    ck_assert_msg(waitpid(s.ts.pid, NULL, WNOHANG) == 0, "SIGHUP stopped the server");
+    read_range(s.ts.port, "hup", 0, 50, got);
+    ck_assert_int_eq(count_diff("after SIGHUP", "hup", 0, 50, want, got), 0);
+    rs_term(&s); /* and it still stops cleanly */
+    rs_restart(&s, opts);
+    ck_assert_msg(log_has(&s, "items after a clean stop"), "no clean stop after SIGHUP");
+    rs_term(&s);
+    rs_done(&s);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- damaged */
 
 static void path_in(char *out, size_t cap, const struct ft_server *s, const char *name)
@@ -1283,6 +1309,7 @@ int main(void)
         {"delete_overwrite", test_delete_overwrite},
         {"expired_while_down", test_expired_while_down},
         {"locked", test_locked},
+        {"sighup_ignored", test_sighup_ignored},
         {"options_changed", test_options_changed},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
