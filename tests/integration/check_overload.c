@@ -62,29 +62,6 @@
 
 /* A connection to 127.0.0.1:port, with SO_RCVBUF set first if rcvbuf > 0
  * (a client that reads little), nonblocking if asked. -1 on failure. */
-static int connect_to(int port, int rcvbuf, bool nonblock)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (nonblock)
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
-
 /* Read and drop whatever is there without waiting. 1: still open, 0: the
  * server closed it (EOF or reset). */
 static int drain(int fd)
@@ -263,7 +240,7 @@ static void stop(struct ft_server *s)
 /* A client past -c: "ERROR Too many open connections", then EOF. */
 static void ck_turned_away(int port)
 {
-    int fd = connect_to(port, 0, false);
+    int fd = ts_connect_opts(port, 0, false);
     ck_assert_int_ge(fd, 0);
     char buf[256];
     ssize_t n = ts_recv_until(fd, buf, sizeof(buf), NULL, 5000);
@@ -279,7 +256,7 @@ START_TEST(test_conn_limit)
     start(&s, args);
     int fds[4];
     for (int i = 0; i < 4; i++) {
-        fds[i] = connect_to(s.ts.port, 0, false);
+        fds[i] = ts_connect_opts(s.ts.port, 0, false);
         ck_assert_msg(fds[i] >= 0 && answers(fds[i]), "connection %d of -c 4 refused", i + 1);
     }
     ck_turned_away(s.ts.port);
@@ -292,7 +269,7 @@ START_TEST(test_conn_limit)
     /* A slot that frees up is taken again, and only one. */
     close(fds[3]);
     ck_assert_int_eq(wait_stat(fds[0], "curr_connections", 3, false, 5000), 3);
-    fds[3] = connect_to(s.ts.port, 0, false);
+    fds[3] = ts_connect_opts(s.ts.port, 0, false);
     ck_assert_msg(fds[3] >= 0 && answers(fds[3]), "a freed slot was not given out again");
     ck_turned_away(s.ts.port);
     ck_assert_int_eq(stat_fd(fds[0], "stats", "rejected_connections"), 2);
@@ -335,7 +312,7 @@ START_TEST(test_conn_limit_above_nofile)
 
     static int fds[LIMIT];
     for (int i = 0; i < LIMIT; i++) {
-        fds[i] = connect_to(s.ts.port, 0, false);
+        fds[i] = ts_connect_opts(s.ts.port, 0, false);
         ck_assert_int_ge(fds[i], 0);
         ck_assert_int_eq(ts_send_all(fds[i], "version\r\n", 9), 0);
     }
@@ -375,13 +352,13 @@ START_TEST(test_idle_timeout)
     const char *off_args[] = {"-t", "2", "--flash-size=0", NULL};
     start(&s, args);
     start(&off, off_args);
-    int ctl = connect_to(s.ts.port, 0, false);
+    int ctl = ts_connect_opts(s.ts.port, 0, false);
     ck_assert_int_eq(stat_fd(ctl, "stats settings", "idle_timeout"), 1);
 
     int fd[NCONN];
     long long closed_at[NCONN];
     for (int i = 0; i < NCONN; i++) {
-        fd[i] = connect_to(i == OFF_IDLE ? off.ts.port : s.ts.port, 0, false);
+        fd[i] = ts_connect_opts(i == OFF_IDLE ? off.ts.port : s.ts.port, 0, false);
         ck_assert_int_ge(fd[i], 0);
         closed_at[i] = -1;
     }
@@ -487,7 +464,7 @@ START_TEST(test_output_cap)
                           "64",
                           NULL};
     start(&s, args);
-    int ctl = connect_to(s.ts.port, 0, false);
+    int ctl = ts_connect_opts(s.ts.port, 0, false);
     ck_assert(set_value(ctl, "s", SMALL_VALUE, 's'));
     ck_assert(set_value(ctl, "v", SLOW_VALUE, 'v'));
     ck_assert_int_eq(stat_fd(ctl, "stats settings", "max_conn_output"), CAP_BYTES);
@@ -497,13 +474,13 @@ START_TEST(test_output_cap)
     char *line = multiget_line("get", "s", SMALL_KEYS, &len);
     int nr[NONREADERS];
     for (int i = 0; i < NONREADERS; i++) {
-        nr[i] = connect_to(s.ts.port, 4096, false);
+        nr[i] = ts_connect_opts(s.ts.port, 4096, false);
         ck_assert_int_ge(nr[i], 0);
         ck_assert_int_eq(ts_send_all(nr[i], line, len), 0);
     }
     free(line);
     line = multiget_line("get", "v", SLOW_KEYS, &len);
-    int slow = connect_to(s.ts.port, 256 << 10, false);
+    int slow = ts_connect_opts(s.ts.port, 256 << 10, false);
     ck_assert_int_ge(slow, 0);
     struct sockaddr_in me;
     socklen_t melen = sizeof(me);
@@ -599,7 +576,7 @@ START_TEST(test_output_cap)
     /* (Its connection may since have been kicked as idle: the server sent
      * its last bytes to the kernel long before this reader took them.) */
     close(ctl); /* idle all along: kicked */
-    ctl = connect_to(s.ts.port, 0, false);
+    ctl = ts_connect_opts(s.ts.port, 0, false);
 
     long long closes = stat_fd(ctl, "stats", "conn_output_closes");
     fprintf(stderr,
@@ -646,7 +623,7 @@ START_TEST(test_multiget_keys)
     start(&s, args);
     start(&dflt, dflt_args);
     start(&unlimited, unl_args);
-    int fd = connect_to(s.ts.port, 0, false);
+    int fd = ts_connect_opts(s.ts.port, 0, false);
     ck_assert(set_value(fd, "k", 1, 'x'));
 
     size_t len;
@@ -688,7 +665,7 @@ START_TEST(test_multiget_keys)
     close(fd);
 
     /* The default, 100000; and 0: no limit. */
-    fd = connect_to(dflt.ts.port, 0, false);
+    fd = ts_connect_opts(dflt.ts.port, 0, false);
     ck_assert_int_eq(stat_fd(fd, "stats settings", "max_multiget_keys"), 100000);
     at = multiget_line("get", "m", 100000, &len);
     ck_reply(fd, at, len, "END\r\n");
@@ -696,7 +673,7 @@ START_TEST(test_multiget_keys)
     over = multiget_line("get", "m", 100001, &len);
     ck_reply(fd, over, len, OOM_GET);
     close(fd);
-    fd = connect_to(unlimited.ts.port, 0, false);
+    fd = ts_connect_opts(unlimited.ts.port, 0, false);
     ck_reply(fd, over, len, "END\r\n");
     ck_assert_int_eq(stat_fd(fd, "stats", "get_too_many_keys"), 0);
     free(over);
@@ -720,7 +697,7 @@ START_TEST(test_long_lines)
 
     /* 2048 bytes without a newline wait; one more closes, without a reply
      * (memcached's rule for anything but get/gets). */
-    int fd = connect_to(s.ts.port, 0, false);
+    int fd = ts_connect_opts(s.ts.port, 0, false);
     memset(buf, 'x', 2049);
     ck_assert_int_eq(ts_send_all(fd, buf, 2048), 0);
     ck_assert_msg(!wait_closed(fd, 300), "closed at 2048 bytes without a newline");
@@ -731,7 +708,7 @@ START_TEST(test_long_lines)
     /* A get line may be longer, up to 64 MiB; past that, memcached's
      * answer when it cannot buffer a line, and the connection closes. */
     long rss0 = rss_kb(s.ts.pid);
-    fd = connect_to(s.ts.port, 0, true);
+    fd = ts_connect_opts(s.ts.port, 0, true);
     size_t chunk_n = 1 << 20;
     char *chunk = malloc(chunk_n);
     ck_assert_ptr_nonnull(chunk);
@@ -776,7 +753,7 @@ START_TEST(test_long_lines)
     /* The 64 MiB buffer and no more (it may have been a 32 MiB one doubled). */
     ck_assert_msg(rss_max - rss0 < 112 * 1024 + ASAN_SLACK_KB, "RSS grew by %ld KiB",
                   rss_max - rss0);
-    fd = connect_to(s.ts.port, 0, false);
+    fd = ts_connect_opts(s.ts.port, 0, false);
     ck_assert(answers(fd));
     close(fd);
     stop(&s);
@@ -827,7 +804,7 @@ static struct {
 
 static int ov_connect(int rcvbuf)
 {
-    int fd = connect_to(ov.port, rcvbuf, true);
+    int fd = ts_connect_opts(ov.port, rcvbuf, true);
     if (fd >= 0)
         atomic_fetch_add(&ov.connects, 1);
     return fd;
@@ -1168,7 +1145,7 @@ START_TEST(test_overload)
     struct good g;
     ck_assert_int_eq(ft_open(&g.c, s.ts.port), 0);
     g.c.timeout_ms = 10000;
-    int stats_fd = connect_to(s.ts.port, 0, false);
+    int stats_fd = ts_connect_opts(s.ts.port, 0, false);
     ck_assert_int_ge(stats_fd, 0);
     long long stats_used = ts_now_ms();
     g.last_used = ts_now_ms();
@@ -1234,7 +1211,7 @@ START_TEST(test_overload)
     }
     const struct phase calm = {"after", OV_SAMPLES, 500, 20000, NULL, NULL};
     good_p99(&g, stats_fd, &stats_used, &calm);
-    int fresh = connect_to(s.ts.port, 0, false);
+    int fresh = ts_connect_opts(s.ts.port, 0, false);
     ck_assert_msg(fresh >= 0 && answers(fresh), "a new client gets no answer after the attack");
     close(fresh);
 

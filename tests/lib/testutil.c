@@ -286,9 +286,16 @@ int ts_stop(struct tserver *s)
 
 int ts_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    return ts_connect_opts(port, 0, false);
+}
+
+int ts_connect_opts(int port, int rcvbuf, bool nonblock)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (rcvbuf > 0) /* before connect(): it sets the window offered */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -300,6 +307,8 @@ int ts_connect(int port)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (nonblock)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
 }
 

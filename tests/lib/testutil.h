@@ -48,6 +48,10 @@ int ts_signal_wait(struct tserver *s, int sig, int timeout_ms);
 /* A blocking TCP connection to 127.0.0.1:port (5 s timeout), TCP_NODELAY; -1 on failure. */
 int ts_connect(int port);
 
+/* ts_connect with a receive buffer of rcvbuf bytes (0: the default) and,
+ * if nonblock, O_NONBLOCK. */
+int ts_connect_opts(int port, int rcvbuf, bool nonblock);
+
 /* Write all bytes; 0 or -1. */
 int ts_send_all(int fd, const void *buf, size_t n);
 
