@@ -540,10 +540,18 @@ struct item *cache_alloc_chunk(struct cache_worker *w, size_t ntotal, unsigned *
             atomic_store_explicit(&it->iflags, ITEM_LARGE, memory_order_relaxed);
     } else {
         it = slab_chunk_alloc(&c->pool, &k->slab);
-        for (int round = 0; it == NULL && round < ALLOC_ROUNDS; round++) {
+        for (int round = 0, swallowed = 0; it == NULL && round < ALLOC_ROUNDS; round++) {
             it = evict_locked(w, k, busy);
-            if (it != NULL && rebalance_chunk_freed(k, it))
-                it = NULL; /* its page is being emptied: not for reuse */
+            if (it != NULL && rebalance_chunk_freed(k, it)) {
+                /* Its page is being emptied: not for reuse. The eviction did
+                 * make progress, so it does not use up a round (within a
+                 * bound), and if room is still short the caller retries
+                 * (TC_BUSY) rather than failing: the move ends soon. */
+                it = NULL;
+                *busy = true;
+                if (++swallowed < 4 * ALLOC_ROUNDS)
+                    round--;
+            }
         }
         if (it != NULL)
             atomic_store_explicit(&it->iflags, 0, memory_order_relaxed);
