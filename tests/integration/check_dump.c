@@ -48,44 +48,11 @@
 #define BATCH    100    /* sets per pipelined batch */
 
 /* ---------------------------------------------------------------- the model */
-
-/* Item i of a test: its key needs URL encoding three times in four. */
-static size_t model_key(uint64_t i, char *out)
-{
-    static const char *const prefix[] = {"plain:", "pct%/+&=?", "utf\xc3\xa9-", "t~._-"};
-    return (size_t)sprintf(out, "%s#%" PRIu64, prefix[i % 4], i);
-}
-
-/* The index a model key carries after its last '#', or -1. */
-static long long model_index(const char *key, size_t n)
-{
-    size_t h = n;
-    while (h > 0 && key[h - 1] != '#')
-        h--;
-    if (h == 0 || h == n)
-        return -1;
-    long long v = 0;
-    for (size_t i = h; i < n; i++) {
-        if (key[i] < '0' || key[i] > '9')
-            return -1;
-        v = v * 10 + (key[i] - '0');
-    }
-    return v;
-}
+/* Keys and value bytes: ft_model_key, ft_model_bytes (flash_testlib). */
 
 static size_t model_len(uint64_t i, size_t maxlen)
 {
     return i % 10 == 0 ? 0 : (size_t)(ft_mix(i) % maxlen);
-}
-
-static void model_value(uint64_t i, char *out, size_t n)
-{
-    uint64_t x = ft_mix(i ^ 0xabcdef);
-    for (size_t k = 0; k < n; k++) {
-        if (k % 8 == 0)
-            x = ft_mix(x);
-        out[k] = (char)(x >> (8 * (k % 8))); /* binary: \r\n, NUL and "END" may all occur */
-    }
 }
 
 static uint32_t model_flags(uint64_t i)
@@ -116,9 +83,9 @@ static void model_fill(const struct model *m, int port)
         uint64_t end = b + BATCH < m->n ? b + BATCH : m->n;
         for (uint64_t i = b; i < end; i++) {
             char key[300];
-            size_t nk = model_key(i, key);
+            size_t nk = ft_model_key(i, key);
             size_t nv = model_len(i, m->maxlen);
-            model_value(i, v, nv);
+            ft_model_bytes(i ^ 0xabcdef, v, nv);
             ck_assert_int_eq(ft_sendf(&c, "set %.*s %u %u %zu\r\n", (int)nk, key, model_flags(i),
                                       model_ttl(i), nv),
                              0);
@@ -136,17 +103,17 @@ static void model_fill(const struct model *m, int port)
 static int model_check(const struct model *m, const struct tc_dump_item *it, unsigned char *seen,
                        uint64_t now, int *shown)
 {
-    long long i = model_index(it->key, it->nkey);
+    long long i = ft_model_index(it->key, it->nkey);
     char key[300], *v = NULL;
     const char *why = NULL;
     if (i < 0 || (uint64_t)i >= m->n) {
         why = "a key that was never set";
     } else {
-        size_t nk = model_key((uint64_t)i, key);
+        size_t nk = ft_model_key((uint64_t)i, key);
         size_t nv = model_len((uint64_t)i, m->maxlen);
         v = malloc(nv + 1);
         ck_assert_ptr_nonnull(v);
-        model_value((uint64_t)i, v, nv);
+        ft_model_bytes((uint64_t)i ^ 0xabcdef, v, nv);
         unsigned ttl = model_ttl((uint64_t)i);
         if (nk != it->nkey || memcmp(key, it->key, nk) != 0)
             why = "the key differs";
@@ -198,7 +165,7 @@ static void check_native(const struct model *m, const char *path)
         twice += seen[i] > 1;
         if (!seen[i] && missing++ < SHOW_MAX) {
             char key[300];
-            size_t nk = model_key(i, key);
+            size_t nk = ft_model_key(i, key);
             fprintf(stderr, "%s: item \"%.*s\" is missing\n", path, (int)nk, key);
         }
     }
@@ -225,7 +192,7 @@ static void check_server(const struct model *m, int port)
     uint64_t bad = 0;
     for (uint64_t i = 0; i < m->n; i++) {
         char key[300];
-        size_t nk = model_key(i, key);
+        size_t nk = ft_model_key(i, key);
         ck_assert_int_eq(ft_sendf(&c, "mg %.*s v f t\r\n", (int)nk, key), 0);
         const char *line, *data;
         size_t n;
@@ -242,7 +209,7 @@ static void check_server(const struct model *m, int port)
         }
         ck_assert_msg(ft_block(&c, len, &data) == 0, "mg %s: %s", key, c.err);
         size_t nv = model_len(i, m->maxlen);
-        model_value(i, v, nv);
+        ft_model_bytes(i ^ 0xabcdef, v, nv);
         unsigned want_ttl = model_ttl(i);
         bool ok = len == nv && memcmp(data, v, nv) == 0 && flags == model_flags(i) &&
                   (want_ttl == 0 ? ttl == -1 : ttl > (long long)want_ttl - 60 && ttl <= want_ttl);

@@ -66,45 +66,11 @@ struct model {
     int64_t set_end; /* and after the last */
 };
 
-/* Item i's key: three in four need URL encoding in a metadump line. */
-static size_t model_key(uint64_t i, char *out)
-{
-    static const char *const prefix[] = {"plain:", "pct%/+&=?", "utf\xc3\xa9-", "t~._-"};
-    return (size_t)sprintf(out, "%s#%" PRIu64, prefix[i % 4], i);
-}
-
-/* The index a model key carries after its last '#', or -1. */
-static long long model_index(const char *key, size_t n)
-{
-    size_t h = n;
-    while (h > 0 && key[h - 1] != '#')
-        h--;
-    if (h == 0 || h == n || n - h > 18)
-        return -1;
-    long long v = 0;
-    for (size_t i = h; i < n; i++) {
-        if (key[i] < '0' || key[i] > '9')
-            return -1;
-        v = v * 10 + (key[i] - '0');
-    }
-    return v;
-}
-
 static size_t model_len(const struct model *m, uint64_t i)
 {
     if (i == 1)
         return BIG_LEN;
     return i % 10 == 0 ? 0 : (size_t)(ft_mix(i) % m->maxlen);
-}
-
-static void model_value(uint64_t i, char *out, size_t n)
-{
-    uint64_t x = ft_mix(i ^ 0x5eed);
-    for (size_t k = 0; k < n; k++) {
-        if (k % 8 == 0)
-            x = ft_mix(x);
-        out[k] = (char)(x >> (8 * (k % 8))); /* binary: \r\n, NUL and "END" may all occur */
-    }
 }
 
 static uint32_t model_flags(uint64_t i)
@@ -139,9 +105,9 @@ static void model_fill(struct model *m, int port)
         uint64_t end = b + BATCH < m->n ? b + BATCH : m->n;
         for (uint64_t i = b; i < end; i++) {
             char key[300];
-            size_t nk = model_key(i, key);
+            size_t nk = ft_model_key(i, key);
             size_t nv = model_len(m, i);
-            model_value(i, v, nv);
+            ft_model_bytes(i ^ 0x5eed, v, nv);
             ck_assert_int_eq(ft_sendf(&c, "set %.*s %u %" PRId64 " %zu\r\n", (int)nk, key,
                                       model_flags(i), model_exptime(m, i), nv),
                              0);
@@ -200,11 +166,11 @@ static void read_values(const struct model *m, int port, struct snap *s)
         uint64_t end = b + BATCH < m->n ? b + BATCH : m->n;
         char key[300];
         for (uint64_t i = b; i < end; i++) {
-            size_t nk = model_key(i, key);
+            size_t nk = ft_model_key(i, key);
             ck_assert_int_eq(ft_sendf(&c, "get %.*s\r\n", (int)nk, key), 0);
         }
         for (uint64_t i = b; i < end; i++) {
-            size_t nk = model_key(i, key);
+            size_t nk = ft_model_key(i, key);
             struct ft_value fv;
             int got = ft_next_value(&c, &fv);
             ck_assert_msg(got >= 0, "%s: get %s: %s", s->what, key, c.err);
@@ -214,7 +180,7 @@ static void read_values(const struct model *m, int port, struct snap *s)
                           "%s: get %s answered another key", s->what, key);
             struct held *h = &s->h[i];
             size_t nv = model_len(m, i);
-            model_value(i, v, nv);
+            ft_model_bytes(i ^ 0x5eed, v, nv);
             h->present = true;
             h->nbytes = fv.n;
             h->flags = fv.flags;
@@ -264,9 +230,9 @@ static void read_exp_metadump(const struct model *m, int port, struct snap *s)
             ended = true;
             break;
         }
-        long long i = model_index(dm.key, dm.nkey);
+        long long i = ft_model_index(dm.key, dm.nkey);
         char key[300];
-        if (i < 0 || (uint64_t)i >= m->n || model_key((uint64_t)i, key) != dm.nkey ||
+        if (i < 0 || (uint64_t)i >= m->n || ft_model_key((uint64_t)i, key) != dm.nkey ||
             memcmp(key, dm.key, dm.nkey) != 0) {
             if (s->extra++ < SHOW_MAX)
                 fprintf(stderr, "%s: a key the source never had: \"%.*s\"\n", s->what, (int)dm.nkey,
@@ -291,7 +257,7 @@ static void read_exp_mg(const struct model *m, int port, struct snap *s)
         uint64_t end = b + BATCH < m->n ? b + BATCH : m->n;
         char key[300];
         for (uint64_t i = b; i < end; i++) {
-            size_t nk = model_key(i, key);
+            size_t nk = ft_model_key(i, key);
             ck_assert_int_eq(ft_sendf(&c, "mg %.*s t\r\n", (int)nk, key), 0);
         }
         for (uint64_t i = b; i < end; i++) {
@@ -332,7 +298,7 @@ static void show(int *shown, const char *what, uint64_t i, const char *why, cons
     if ((*shown)++ >= SHOW_MAX)
         return;
     char key[300];
-    model_key(i, key);
+    ft_model_key(i, key);
     fprintf(stderr,
             "%s: item \"%s\": %s (present %d, value %s, %zu bytes, flags %u, exp %" PRId64 ")\n",
             what, key, why, h->present, h->value_ok ? "right" : "wrong", h->nbytes, h->flags,

@@ -857,3 +857,35 @@ int ft_value_check(const char *v, size_t n, const char *key, size_t nkey, uint64
     *last = prev;
     return segs;
 }
+
+size_t ft_model_key(uint64_t i, char *out)
+{
+    static const char *const prefix[] = {"plain:", "pct%/+&=?", "utf\xc3\xa9-", "t~._-"};
+    return (size_t)sprintf(out, "%s#%" PRIu64, prefix[i % 4], i);
+}
+
+long long ft_model_index(const char *key, size_t n)
+{
+    size_t h = n;
+    while (h > 0 && key[h - 1] != '#')
+        h--;
+    if (h == 0 || h == n || n - h > 18)
+        return -1;
+    long long v = 0;
+    for (size_t i = h; i < n; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return -1;
+        v = v * 10 + (key[i] - '0');
+    }
+    return v;
+}
+
+void ft_model_bytes(uint64_t seed, char *out, size_t n)
+{
+    uint64_t x = ft_mix(seed);
+    for (size_t k = 0; k < n; k++) {
+        if (k % 8 == 0)
+            x = ft_mix(x);
+        out[k] = (char)(x >> (8 * (k % 8)));
+    }
+}

@@ -237,6 +237,18 @@ bool ft_wait_writer_idle(int port, int timeout_ms);
 uint64_t ft_hash(const void *p, size_t n);
 uint64_t ft_mix(uint64_t x);
 
+/*
+ * The dump tests' model keys and values. Key i ("plain:#i", "pct%/+&=?#i",
+ * "utf\xc3\xa9-#i", "t~._-#i": three in four need URL encoding in a
+ * metadump line) into out; returns its length. ft_model_index gives back i
+ * from such a key (the digits after its last '#'), or -1.
+ */
+size_t ft_model_key(uint64_t i, char *out);
+long long ft_model_index(const char *key, size_t n);
+
+/* n pseudo-random bytes from `seed` (\r\n, NUL and "END" may all occur). */
+void ft_model_bytes(uint64_t seed, char *out, size_t n);
+
 /* A fast per-thread random generator. */
 struct ft_rng {
     uint64_t s;
